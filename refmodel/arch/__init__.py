@@ -1,0 +1,1 @@
+"""Models of arch/ code; only x86-64 is modelled."""

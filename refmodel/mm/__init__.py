@@ -1,0 +1,1 @@
+"""Models of the files under mm/ in Linux 5.10."""

@@ -1,0 +1,75 @@
+"""Named scenarios for ``refmodel trace``: small runs whose call trees explain 5.10.
+
+Each scenario builds its machine untraced, then runs the steps worth seeing under the
+tracer, so the tree starts at the kernel entry point the scenario is about.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from refmodel.config import MachineConfig, MiB
+from refmodel.machine import Machine
+from refmodel.mm import gfp as G
+from refmodel.mm.page_alloc import free_pages, page_address
+from refmodel.trace import Tracer
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    description: str
+    # prepare() returns the callable to trace
+    prepare: Callable[[], Callable[[], object]]
+
+
+def _alloc_and_free() -> Callable[[], object]:
+    m = Machine(MachineConfig(memory=256 * MiB))
+    pgdat = m.pgdat
+    warm = m.alloc_pages(G.GFP_KERNEL, 0)  # the pcp list now holds a batch
+    assert warm is not None
+
+    def run() -> object:
+        page0 = m.alloc_pages(G.GFP_KERNEL, 0)
+        page2 = m.alloc_pages(G.GFP_KERNEL | G.__GFP_ZERO, 2)
+        assert page0 is not None and page2 is not None
+        free_pages(pgdat, page_address(pgdat, page0), 0)
+        free_pages(pgdat, page_address(pgdat, page2), 2)
+        return None
+
+    return run
+
+
+def _first_alloc_after_boot() -> Callable[[], object]:
+    m = Machine(MachineConfig(memory=256 * MiB))
+    return lambda: m.alloc_pages(G.GFP_KERNEL, 0)
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "alloc": Scenario(
+        "alloc",
+        "an order-0 and an order-2 allocation and their frees (pcp fast path, buddy split "
+        "and merge)",
+        _alloc_and_free,
+    ),
+    "first-alloc": Scenario(
+        "first-alloc",
+        "the first GFP_KERNEL allocation after boot: migratetype fallback steals a whole "
+        "block, rmqueue_bulk fills the per-cpu list",
+        _first_alloc_after_boot,
+    ),
+}
+
+
+def register(s: Scenario) -> None:
+    """Add a scenario (later parts of the model register theirs here)."""
+    SCENARIOS[s.name] = s
+
+
+def trace_scenario(name: str) -> Tracer:
+    s = SCENARIOS[name]
+    run = s.prepare()
+    with Tracer() as t:
+        run()
+    return t

@@ -1,0 +1,200 @@
+"""Buddy-allocator invariants (mm/page_alloc.c, include/linux/mmzone.h).
+
+Each predicate reads a node (``pglist_data``) and returns the violations it finds. They hold
+after every step of 5.10's allocator, in the full machine and in the standalone buddy.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+
+from refmodel.mm.mmzone import MIGRATE_PCPTYPES, pglist_data
+from refmodel.mm.types import PageState, PageType
+from refmodel.specs import Violation
+
+_PG_buddy = int(PageType.PG_buddy)
+
+
+def free_blocks(pgdat: pglist_data) -> list[tuple[int, int, int, int]]:
+    """Every block on a free list as (pfn, order, zone_idx, migratetype)."""
+    out = []
+    for zone in pgdat.node_zones:
+        for order, area in enumerate(zone.free_area):
+            for mt, fl in enumerate(area.free_list):
+                for pfn in fl:
+                    out.append((pfn, order, zone.zone_idx, mt))
+    return out
+
+
+def free_block_aligned_and_inside_zone(pgdat: pglist_data) -> list[Violation]:
+    """Every free block is aligned to its order, lies inside its zone, and its head page
+    says so (PageBuddy, the order in page->private, state BUDDY, the list it is on)."""
+    v = []
+    for zone in pgdat.node_zones:
+        for order, area in enumerate(zone.free_area):
+            for mt, fl in enumerate(area.free_list):
+                for pfn, page in fl.items():
+                    name = f"free block at pfn {pfn:#x} (order {order}, zone {zone.name})"
+                    if pfn & ((1 << order) - 1):
+                        v.append(Violation("free_block_aligned", f"{name} is not aligned"))
+                    if not (zone.zone_start_pfn <= pfn and pfn + (1 << order) <= zone.zone_end_pfn):
+                        v.append(Violation("free_block_inside_zone", f"{name} leaves its zone"))
+                    if page.pfn != pfn or page.zone_idx != zone.zone_idx:
+                        v.append(Violation("free_block_head", f"{name} has a foreign page"))
+                    if not page.page_type & _PG_buddy or page.private != order:
+                        v.append(Violation("page_flags_agree",
+                                           f"{name}: PageBuddy/order in page->private wrong"))
+                    if page.state is not PageState.BUDDY or page.index != mt:
+                        v.append(Violation("page_flags_agree",
+                                           f"{name}: page state {page.state.name}, list {mt}"))
+                    if order >= pgdat.max_order:
+                        v.append(Violation("free_block_order", f"{name} is above MAX_ORDER-1"))
+    return v
+
+
+def _intervals(pgdat: pglist_data) -> list[tuple[int, int, str]]:
+    iv: list[tuple[int, int, str]] = []
+    for pfn, order, _, _ in free_blocks(pgdat):
+        iv.append((pfn, pfn + (1 << order), f"free block {pfn:#x}/order {order}"))
+    for zone in pgdat.node_zones:
+        for mt, lst in enumerate(zone.pageset.lists):
+            for page in lst:
+                iv.append((page.pfn, page.pfn + 1, f"per-cpu page {page.pfn:#x} (list {mt})"))
+    for pfn, order in pgdat.allocated.items():
+        iv.append((pfn, pfn + (1 << order), f"allocated block {pfn:#x}/order {order}"))
+    for s, e in pgdat.reserved_ranges:
+        iv.append((s, e, f"reserved [{s:#x}, {e:#x})"))
+    iv.sort()
+    return iv
+
+
+def no_block_overlap(pgdat: pglist_data) -> list[Violation]:
+    """No two blocks (free, per-cpu, allocated, reserved) share a page."""
+    v = []
+    iv = _intervals(pgdat)
+    for (_s1, e1, n1), (s2, _e2, n2) in itertools.pairwise(iv):
+        if s2 < e1:
+            v.append(Violation("no_block_overlap", f"{n1} overlaps {n2}"))
+    return v
+
+
+def pages_conserved(pgdat: pglist_data) -> list[Violation]:
+    """free + per-cpu + allocated + reserved = the node's pages: none lost, none made up."""
+    free = sum(1 << o for _, o, _, _ in free_blocks(pgdat))
+    pcp = sum(len(lst) for z in pgdat.node_zones for lst in z.pageset.lists)
+    alloc = sum(1 << o for o in pgdat.allocated.values())
+    reserved = sum(e - s for s, e in pgdat.reserved_ranges)
+    total = pgdat.node_spanned_pages
+    if free + pcp + alloc + reserved != total:
+        return [Violation("pages_conserved",
+                          f"free {free} + per-cpu {pcp} + allocated {alloc} + reserved "
+                          f"{reserved} = {free + pcp + alloc + reserved}, not {total} pages")]
+    return []
+
+
+def nr_free_matches_lists(pgdat: pglist_data) -> list[Violation]:
+    """Each free_area's nr_free is its lists' length; NR_FREE_PAGES is the buddy pages;
+    pcp->count is the per-cpu lists' length."""
+    v = []
+    for zone in pgdat.node_zones:
+        total = 0
+        for order, area in enumerate(zone.free_area):
+            n = sum(len(fl) for fl in area.free_list)
+            if n != area.nr_free:
+                v.append(Violation("nr_free_matches_lists",
+                                   f"zone {zone.name} order {order}: nr_free {area.nr_free}, "
+                                   f"lists hold {n}"))
+            total += n << order
+        if total != zone.nr_free_pages:
+            v.append(Violation("nr_free_matches_lists",
+                               f"zone {zone.name}: NR_FREE_PAGES {zone.nr_free_pages}, "
+                               f"free lists hold {total} pages"))
+        pcp = zone.pageset
+        if pcp.count != sum(len(lst) for lst in pcp.lists):
+            v.append(Violation("nr_free_matches_lists",
+                               f"zone {zone.name}: pcp->count {pcp.count} disagrees with lists"))
+        if len(pcp.lists) != MIGRATE_PCPTYPES:
+            v.append(Violation("pcp_lists", f"zone {zone.name} has {len(pcp.lists)} pcp lists"))
+    return v
+
+
+def no_unmerged_buddies(pgdat: pglist_data) -> list[Violation]:
+    """No free block's buddy of the same order is also a free block: 5.10 always merges."""
+    v = []
+    blocks = {(pfn, o, z) for pfn, o, z, _ in free_blocks(pgdat)}
+    for pfn, o, z in blocks:
+        if o >= pgdat.max_order - 1:
+            continue
+        buddy = pfn ^ (1 << o)
+        if buddy > pfn and (buddy, o, z) in blocks:
+            v.append(Violation("no_unmerged_buddies",
+                               f"free blocks {pfn:#x} and {buddy:#x} (order {o}) are buddies "
+                               f"and should have merged into one order-{o + 1} block"))
+    return v
+
+
+def page_flags_agree(pgdat: pglist_data) -> list[Violation]:
+    """Every page's state, flags and counts agree with where it is."""
+    v = []
+    on_pcp = {p.pfn for z in pgdat.node_zones for lst in z.pageset.lists for p in lst}
+    on_free = {pfn for pfn, _, _, _ in free_blocks(pgdat)}
+    for pfn, page in pgdat.mem_map.items():
+        st = page.state
+        buddy = bool(page.page_type & _PG_buddy)
+        if buddy != (pfn in on_free) or (st is PageState.BUDDY) != (pfn in on_free):
+            v.append(Violation("page_flags_agree",
+                               f"pfn {pfn:#x}: state {st.name}, PageBuddy {buddy}, "
+                               f"on a free list {pfn in on_free}"))
+        if (st is PageState.PCP) != (pfn in on_pcp):
+            v.append(Violation("page_flags_agree",
+                               f"pfn {pfn:#x}: state {st.name}, on a per-cpu list {pfn in on_pcp}"))
+        allocated = pfn in pgdat.allocated
+        if (st is PageState.ALLOCATED) != allocated:
+            v.append(Violation("page_flags_agree",
+                               f"pfn {pfn:#x}: state {st.name}, allocated {allocated}"))
+        if st is PageState.ALLOCATED and page._refcount < 1:
+            v.append(Violation("page_flags_agree", f"allocated pfn {pfn:#x} has no reference"))
+        if st in (PageState.BUDDY, PageState.PCP) and page._refcount != 0:
+            v.append(Violation("page_flags_agree",
+                               f"free pfn {pfn:#x} has _refcount {page._refcount}"))
+    return v
+
+
+BUDDY_INVARIANTS: tuple[Callable[[pglist_data], list[Violation]], ...] = (
+    free_block_aligned_and_inside_zone,
+    no_block_overlap,
+    pages_conserved,
+    nr_free_matches_lists,
+    no_unmerged_buddies,
+    page_flags_agree,
+)
+
+
+def check_buddy(pgdat: pglist_data) -> list[Violation]:
+    """Every buddy invariant."""
+    out: list[Violation] = []
+    for inv in BUDDY_INVARIANTS:
+        out.extend(inv(pgdat))
+    return out
+
+
+def buddy_state(pgdat: pglist_data) -> tuple[object, ...]:
+    """Everything observable about the allocator, for "a rejected call changed nothing"."""
+    lists = tuple(
+        tuple((*tuple(tuple(fl) for fl in area.free_list), area.nr_free) for area in z.free_area)
+        for z in pgdat.node_zones
+    )
+    pcps = tuple(
+        (z.pageset.count, tuple(tuple(p.pfn for p in lst) for lst in z.pageset.lists))
+        for z in pgdat.node_zones
+    )
+    pages = tuple(
+        (pfn, p.state, p.flags, p.page_type, p._refcount, p._mapcount, p.private, p.index)
+        for pfn, p in sorted(pgdat.mem_map.items())
+        if p.state is not PageState.RESERVED  # made lazily by pfn_to_page, never changed
+        and (p.state is not PageState.TAIL or p._refcount or p.flags)
+    )
+    zones = tuple((z.nr_free_pages, z.managed_pages, tuple(z._watermark), z.watermark_boost,
+                   tuple(sorted(z.pageblock_mt.items()))) for z in pgdat.node_zones)
+    return lists, pcps, tuple(sorted(pgdat.allocated.items())), pages, zones

@@ -1,0 +1,314 @@
+"""5.10-exact behaviour of mm/page_alloc.c as modelled in refmodel.mm.page_alloc."""
+
+from __future__ import annotations
+
+import pytest
+
+from refmodel.bugs import BadPage, KernelBug, KernelWarning
+from refmodel.config import BuddyConfig, MachineConfig, MiB
+from refmodel.machine import Machine, StandaloneBuddy
+from refmodel.mm import gfp as G
+from refmodel.mm.mmzone import (
+    MIGRATE_MOVABLE,
+    MIGRATE_UNMOVABLE,
+    WMARK_MIN,
+    ZoneType,
+    get_pageblock_migratetype,
+)
+from refmodel.mm.page_alloc import (
+    __alloc_pages_nodemask as alloc_pages_nodemask,
+)
+from refmodel.mm.page_alloc import (
+    __free_pages as free_pages_of_page,
+)
+from refmodel.mm.page_alloc import (
+    alloc_pages,
+    free_pages,
+    get_zeroed_page,
+    page_address,
+    virt_to_page,
+    zone_watermark_ok,
+)
+from refmodel.specs.buddy import buddy_state, check_buddy, free_blocks
+from refmodel.trace import Tracer, lookup
+
+
+@pytest.fixture
+def m256() -> Machine:
+    return Machine(MachineConfig(memory=256 * MiB))
+
+
+def dma32(m: Machine):  # type: ignore[no-untyped-def]
+    return m.pgdat.node_zones[ZoneType.ZONE_DMA32]
+
+
+def test_boot_zone_layout_and_pcp_sizes(m256: Machine) -> None:
+    dma, d32 = m256.pgdat.node_zones[0], m256.pgdat.node_zones[1]
+    assert (dma.zone_start_pfn, dma.spanned_pages) == (0, 4096)
+    assert dma.present_pages == 4096 - 96  # the 640 KiB-1 MiB hole is not RAM
+    assert dma.managed_pages == 4096 - 96 - 16 - 1  # reserve_low and the EBDA page
+    assert (d32.zone_start_pfn, d32.spanned_pages) == (4096, 61440)
+    assert d32.managed_pages == 61440 - 4096  # the 16 MiB kernel image at 16 MiB
+    assert (d32.pageset.batch, d32.pageset.high) == (15, 90)  # zone_batchsize
+    assert (dma.pageset.batch, dma.pageset.high) == (1, 0)
+    assert m256.pgdat.min_free_kbytes == 1981  # int_sqrt(16 * lowmem KiB)
+    assert check_buddy(m256.pgdat) == []
+
+
+def test_boot_frees_in_ascending_order_to_the_list_tail(m256: Machine) -> None:
+    order10 = list(dma32(m256).free_area[10].free_list[MIGRATE_MOVABLE])
+    assert order10 == sorted(order10)
+    assert order10[0] == 0x2000  # the first block above the kernel image
+    # The DMA zone's first blocks are the odd-sized pieces above reserve_low.
+    dma_blocks = sorted((p, o) for p, o, z, _ in free_blocks(m256.pgdat) if z == 0)
+    assert dma_blocks[0] == (0x10, 4)
+
+
+def test_first_unmovable_allocations_steal_a_whole_block_and_batch_ascending(
+    m256: Machine,
+) -> None:
+    pfns = []
+    for _ in range(15):
+        page = m256.alloc_pages(G.GFP_KERNEL, 0)
+        assert page is not None
+        pfns.append(page.pfn)
+    assert pfns == list(range(0x2000, 0x200F))  # one rmqueue_bulk of batch 15
+    zone = dma32(m256)
+    assert get_pageblock_migratetype(zone, 0x2000) == MIGRATE_UNMOVABLE
+    assert get_pageblock_migratetype(zone, 0x2200) == MIGRATE_UNMOVABLE
+    assert zone.pageset.count == 0
+    assert m256.alloc_pages(G.GFP_KERNEL, 0).pfn == 0x200F  # type: ignore[union-attr]
+    assert zone.pageset.count == 14  # the next batch
+
+
+def test_pcp_reuses_the_last_freed_page_first(m256: Machine) -> None:
+    a = m256.alloc_pages(G.GFP_KERNEL, 0)
+    b = m256.alloc_pages(G.GFP_KERNEL, 0)
+    assert a and b
+    m256.free_pages(a.pfn, 0)
+    m256.free_pages(b.pfn, 0)
+    assert m256.alloc_pages(G.GFP_KERNEL, 0).pfn == b.pfn  # type: ignore[union-attr]
+    assert m256.alloc_pages(G.GFP_KERNEL, 0).pfn == a.pfn  # type: ignore[union-attr]
+
+
+def test_pcp_high_drains_a_batch_from_the_tail(m256: Machine) -> None:
+    zone = dma32(m256)
+    pages = [m256.alloc_pages(G.GFP_KERNEL, 0) for _ in range(120)]
+    for p in pages:
+        assert p is not None
+        m256.free_pages(p.pfn, 0)
+        assert zone.pageset.count < zone.pageset.high
+    assert check_buddy(m256.pgdat) == []
+
+
+def test_split_then_free_merges_back_to_the_original_block() -> None:
+    b = StandaloneBuddy(BuddyConfig(1024))
+    before = buddy_state(b.pgdat)
+    assert b.alloc(0) == 0
+    # expand() left one free block at every order 0..9: the upper halves 1, 2, 4, ... 512
+    blocks = sorted((o, p) for p, o, _, _ in free_blocks(b.pgdat))
+    assert blocks == [(o, 1 << o) for o in range(10)]
+    b.free(0, 0)
+    assert [(p, o) for p, o, _, _ in free_blocks(b.pgdat)] == [(0, 10)]
+    assert buddy_state(b.pgdat) == before
+
+
+def test_free_places_block_at_tail_when_next_order_buddy_is_free() -> None:
+    b = StandaloneBuddy(BuddyConfig(64))
+    got = [b.alloc(0) for _ in range(4)]
+    assert got == [0, 1, 2, 3]
+    b.free(2, 0)
+    b.free(3, 0)  # merges with 2 into order 1; its order-1 buddy (0) is not free: head
+    b.free(1, 0)  # order-0 buddy 0 is allocated; next-order buddy {2,3} is free: tail
+    zone = b.pgdat.node_zones[ZoneType.ZONE_NORMAL]
+    assert list(zone.free_area[1].free_list[MIGRATE_MOVABLE]) == [2]
+    b.free(0, 0)
+    assert [(p, o) for p, o, _, _ in free_blocks(b.pgdat)] == [(0, 6)]
+
+
+def test_watermark_refuses_kernel_allocations_but_atomic_goes_below_min() -> None:
+    m = Machine(MachineConfig(memory=64 * MiB, pcp=False))
+    n = 0
+    while m.alloc_pages(G.GFP_KERNEL, 0) is not None:
+        n += 1
+    assert n > 1000
+    zone = dma32(m)
+    # GFP_KERNEL stops once NR_FREE_PAGES is at the min watermark (slow path ALLOC_WMARK_MIN)
+    assert zone.nr_free_pages <= zone._watermark[WMARK_MIN] + 1
+    assert not zone_watermark_ok(zone, 0, zone._watermark[WMARK_MIN], ZoneType.ZONE_NORMAL, 0)
+    # GFP_ATOMIC: ALLOC_HIGH halves min and ALLOC_HARDER takes a further quarter off
+    atomic = m.alloc_pages(G.GFP_ATOMIC, 0)
+    assert atomic is not None
+    assert m.pgdat.alloc_failures >= 1
+    assert check_buddy(m.pgdat) == []
+
+
+def test_dma_allocation_comes_from_zone_dma(m256: Machine) -> None:
+    page = m256.alloc_pages(G.GFP_DMA, 0)
+    assert page is not None and page.zone_idx == ZoneType.ZONE_DMA
+
+
+def test_gfp_zero_zeroes_and_plain_allocation_keeps_old_bytes(m256: Machine) -> None:
+    pgdat = m256.pgdat
+    page = m256.alloc_pages(G.GFP_KERNEL, 1)
+    assert page is not None
+    pgdat.page_data[page.pfn] = bytearray(b"\x55" * 4096)
+    m256.free_pages(page.pfn, 1)
+    again = m256.alloc_pages(G.GFP_KERNEL, 1)
+    assert again is page and pgdat.page_data[page.pfn][0] == 0x55  # no init_on_alloc
+    m256.free_pages(page.pfn, 1)
+    zeroed = m256.alloc_pages(G.GFP_KERNEL | G.__GFP_ZERO, 1)
+    assert zeroed is page and page.pfn not in pgdat.page_data
+
+
+def test_get_zeroed_page_and_free_pages_by_address(m256: Machine) -> None:
+    pgdat = m256.pgdat
+    addr = get_zeroed_page(pgdat, G.GFP_KERNEL)
+    assert addr == 0xFFFF888000000000 + (virt_to_page(pgdat, addr).pfn << 12)
+    page = virt_to_page(pgdat, addr)
+    assert page_address(pgdat, page) == addr and page._refcount == 1
+    free_pages(pgdat, addr, 0)
+    assert page._refcount == 0
+    free_pages(pgdat, 0, 0)  # a NULL address is ignored, as in 5.10
+
+
+def test_refcount_above_one_frees_only_the_upper_halves(m256: Machine) -> None:
+    pgdat = m256.pgdat
+    page = m256.alloc_pages(G.GFP_KERNEL, 2)
+    assert page is not None
+    page._refcount += 1  # a second holder (get_page)
+    free_pages_of_page(pgdat, page, 2)
+    assert page._refcount == 1 and pgdat.allocated[page.pfn] == 0
+    assert page.pfn + 1 not in pgdat.allocated
+    assert check_buddy(pgdat) == []
+    free_pages_of_page(pgdat, page, 0)
+    assert check_buddy(pgdat) == []
+
+
+def test_order_at_or_above_max_order_warns_unless_nowarn(m256: Machine) -> None:
+    before = buddy_state(m256.pgdat)
+    with pytest.raises(KernelWarning, match="WARN_ON_ONCE"):
+        m256.alloc_pages(G.GFP_KERNEL, 11)
+    assert m256.alloc_pages(G.GFP_KERNEL | G.__GFP_NOWARN, 11) is None
+    assert buddy_state(m256.pgdat) == before
+
+
+@pytest.mark.parametrize(
+    ("setup", "check"),
+    [
+        ("double", "page_ref_count(page) == 0"),
+        ("wrong_order", "order mismatch"),
+        ("misaligned", "pfn & ((1 << order) - 1)"),
+        ("reserved", "bad_page"),
+        ("inside_free_block", "page_ref_count(page) == 0"),
+        ("too_big_order", "order >= MAX_ORDER"),
+        ("overlapping", "bad_page"),
+    ],
+)
+def test_bad_free_is_rejected_and_changes_nothing(m256: Machine, setup: str, check: str) -> None:
+    pgdat = m256.pgdat
+    a = m256.alloc_pages(G.GFP_KERNEL, 2)
+    b = m256.alloc_pages(G.GFP_KERNEL, 0)
+    assert a and b
+    pfn, order = {
+        "double": (b.pfn, 0),
+        "wrong_order": (a.pfn, 1),
+        "misaligned": (a.pfn + 2, 2),
+        "reserved": (0x5, 0),
+        "inside_free_block": (0x2400 + 3, 0),
+        "too_big_order": (0, 11),
+        "overlapping": (a.pfn, 3),
+    }[setup]
+    if setup == "double":
+        m256.free_pages(b.pfn, 0)
+    before = buddy_state(pgdat)
+    with pytest.raises(KernelBug, match=check.replace("(", r"\(").replace(")", r"\)")):
+        m256.free_pages(pfn, order)
+    assert buddy_state(pgdat) == before
+    assert check_buddy(pgdat) == []
+
+
+def test_standalone_rejects_pfn_outside_zone() -> None:
+    b = StandaloneBuddy(BuddyConfig(100))
+    before = buddy_state(b.pgdat)
+    with pytest.raises(KernelBug, match="bad_range"):
+        b.free(100, 0)
+    with pytest.raises(KernelBug, match="bad_range"):
+        b.free(96, 3)  # the block would run past the zone's end
+    assert buddy_state(b.pgdat) == before
+
+
+def test_standalone_fails_only_when_no_block_that_big_exists() -> None:
+    b = StandaloneBuddy(BuddyConfig(24))  # blocks 0/order 3 ... free: [0,16) [16,24)
+    assert b.alloc(4) == 0
+    assert b.alloc(4) is None  # 8 pages free, but no order-4 block
+    assert b.alloc(3) == 16
+    assert b.alloc(0) is None
+
+
+def test_bad_page_is_a_kernelbug_subclass() -> None:
+    assert issubclass(BadPage, KernelBug)
+
+
+# Call chains: where the seed's 函数跳转关系 are wrong (docs/errata.md rows 19-27).
+
+
+def _trace(fn) -> Tracer:  # type: ignore[no-untyped-def]
+    with Tracer() as t:
+        fn()
+    return t
+
+
+def test_alloc_chain_is_alloc_pages_current_nodemask_freelist_rmqueue(m256: Machine) -> None:
+    t = _trace(lambda: m256.alloc_pages(G.GFP_KERNEL, 0))
+    root = t.roots[0]
+    assert root.path_to("rmqueue") == [
+        "alloc_pages", "alloc_pages_current", "__alloc_pages_nodemask",
+        "get_page_from_freelist", "rmqueue"]
+    gpff = root.find("get_page_from_freelist")
+    assert gpff is not None
+    assert [c.name for c in gpff.children] == ["zone_watermark_fast", "rmqueue", "prep_new_page"]
+    rmq = root.find("rmqueue")
+    assert rmq is not None and "prep_new_page" not in rmq.names()
+
+
+def test_rmqueue_never_calls_free_one_page(m256: Machine) -> None:
+    for order in (0, 3):
+        t = _trace(lambda o=order: m256.alloc_pages(G.GFP_KERNEL, o))
+        rmq = t.roots[0].find("rmqueue")
+        assert rmq is not None and "__free_one_page" not in rmq.names()
+
+
+def test_free_chain_goes_through_free_the_page(m256: Machine) -> None:
+    p0 = m256.alloc_pages(G.GFP_KERNEL, 0)
+    p3 = m256.alloc_pages(G.GFP_KERNEL, 3)
+    assert p0 and p3
+    a0, a3 = page_address(m256.pgdat, p0), page_address(m256.pgdat, p3)
+    t0 = _trace(lambda: free_pages(m256.pgdat, a0, 0))
+    assert t0.roots[0].path_to("free_unref_page_commit") == [
+        "free_pages", "__free_pages", "free_the_page", "free_unref_page",
+        "free_unref_page_commit"]
+    assert "put_page_testzero" in t0.roots[0].names()
+    assert "__free_pages_ok" not in t0.roots[0].names()
+    t3 = _trace(lambda: free_pages(m256.pgdat, a3, 3))
+    assert t3.roots[0].path_to("__free_one_page") == [
+        "free_pages", "__free_pages", "free_the_page", "__free_pages_ok", "free_one_page",
+        "__free_one_page"]
+
+
+def test_gfp_migratetype_has_no_highmem_type() -> None:
+    assert G.gfp_migratetype(G.GFP_HIGHUSER) == MIGRATE_UNMOVABLE
+    assert G.gfp_migratetype(G.GFP_HIGHUSER_MOVABLE) == MIGRATE_MOVABLE
+    assert G.gfp_migratetype(G.GFP_KERNEL | G.__GFP_RECLAIMABLE) == 2
+    assert G.gfp_zone(G.GFP_HIGHUSER_MOVABLE) == ZoneType.ZONE_MOVABLE
+    assert G.gfp_zone(G.GFP_KERNEL) == ZoneType.ZONE_NORMAL
+    with pytest.raises(KernelBug, match="GFP_ZONE_BAD"):
+        G.gfp_zone(G.__GFP_DMA | G.__GFP_DMA32)
+
+
+def test_seed_name_alloc_pages_is_an_alias_of_nodemask(m256: Machine) -> None:
+    kf = lookup("__alloc_pages")
+    assert kf is not None and kf.name == "__alloc_pages_nodemask"
+    assert kf.file == "mm/page_alloc.c"
+    assert alloc_pages_nodemask(m256.pgdat, G.GFP_KERNEL, 0) is not None
+    assert alloc_pages(m256.pgdat, G.GFP_KERNEL, 0) is not None
