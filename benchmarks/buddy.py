@@ -50,35 +50,37 @@ def run_model(ops: list[tuple[str, int, int]]) -> float:
 
 
 class MinimalBuddy:
-    """The baseline: a dict of free sets per order, with merging; nothing else."""
+    """The baseline: a dict of free lists (order -> list of pfns) with merging; nothing else.
+    What a first buddy allocator in a course looks like: the buddy is looked up in its list."""
 
     def __init__(self, nr_pages: int, max_order: int = 11) -> None:
         self.max_order = max_order
-        self.free: list[dict[int, None]] = [{} for _ in range(max_order)]
+        self.free: dict[int, list[int]] = {o: [] for o in range(max_order)}
         top = max_order - 1
         for pfn in range(0, nr_pages - (nr_pages % (1 << top)), 1 << top):
-            self.free[top][pfn] = None
+            self.free[top].append(pfn)
 
     def alloc(self, order: int) -> int | None:
         for o in range(order, self.max_order):
-            if self.free[o]:
-                pfn = next(iter(self.free[o]))
-                del self.free[o][pfn]
+            lst = self.free[o]
+            if lst:
+                pfn = lst.pop()
                 while o > order:
                     o -= 1
-                    self.free[o][pfn + (1 << o)] = None
+                    self.free[o].append(pfn + (1 << o))
                 return pfn
         return None
 
     def release(self, pfn: int, order: int) -> None:
         while order < self.max_order - 1:
             buddy = pfn ^ (1 << order)
-            if buddy not in self.free[order]:
+            lst = self.free[order]
+            if buddy not in lst:
                 break
-            del self.free[order][buddy]
+            lst.remove(buddy)
             pfn &= buddy
             order += 1
-        self.free[order][pfn] = None
+        self.free[order].append(pfn)
 
 
 def run_baseline(ops: list[tuple[str, int, int]]) -> float:

@@ -193,9 +193,9 @@ def buddy_merge_likely(
     if order >= pgdat.max_order - 2:
         return False
     combined = buddy_pfn & pfn
-    higher_page = pgdat.mem_map.get(combined)
-    if higher_page is None:
-        higher_page = pfn_to_page(pgdat, combined)
+    # higher_page lies in the same MAX_ORDER-aligned block as page, hence the same zone; only
+    # its zone is read, so page stands in for it when it has no struct page of its own here.
+    higher_page = pgdat.mem_map.get(combined, page)
     higher_buddy = pgdat.mem_map.get(__find_buddy_pfn(combined, order + 1))
     return page_is_buddy(higher_page, higher_buddy, order + 1)
 
@@ -310,11 +310,12 @@ def check_free_block(pgdat: pglist_data, page: Page, order: int) -> None:
 
 def _check_tails(pgdat: pglist_data, pfn: int, order: int) -> None:
     """free_pages_prepare's free_pages_check of every tail page."""
-    mem_map = pgdat.mem_map
+    get = pgdat.mem_map.get
     for p in range(pfn + 1, pfn + (1 << order)):
-        tail = mem_map.get(p)
-        if tail is None:
-            continue
+        tail = get(p)
+        if tail is None or (tail.state is PageState.TAIL and not tail._refcount
+                            and not tail.flags and not tail.page_type and tail._mapcount == -1):
+            continue  # a clean tail, as free_pages_check wants it
         reason = _bad_reason(tail)
         if reason is None and tail.state is not PageState.TAIL:
             reason = f"page is {tail.state.name.lower()} (model: overlapping free)"
@@ -486,8 +487,8 @@ def expand(pgdat: pglist_data, zone: Zone, page: Page, low: int, high: int,
         size >>= 1
         upper_pfn = base + size
         upper = mem_map.get(upper_pfn)
-        if upper is None:
-            upper = pfn_to_page(pgdat, upper_pfn)
+        if upper is None:  # first look at this pfn: inside a free block, so same zone
+            upper = mem_map[upper_pfn] = Page(upper_pfn, page.zone_idx)
         set_page_state(upper, PageState.BUDDY)
         add_to_free_list(upper, zone, high, migratetype)
         set_buddy_order(upper, high)
