@@ -5,9 +5,9 @@ mangles such names inside class bodies."""
 
 from __future__ import annotations
 
+from refmodel.bugs import KernelBug
 from refmodel.config import BuddyConfig, MachineConfig
 from refmodel.mm.mmzone import pfn_to_page, pglist_data
-from refmodel.bugs import KernelBug
 from refmodel.mm.page_alloc import __free_pages as _free_pages_of_page
 from refmodel.mm.page_alloc import alloc_pages
 from refmodel.mm.page_alloc_init import boot_node, boot_standalone
