@@ -1,0 +1,62 @@
+"""The refmodel command: every subcommand runs, and its --json output has what it promises."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from refmodel.cli import main
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = main(list(argv))
+    return code, capsys.readouterr().out
+
+
+def test_trace_shows_allocation_and_free_trees(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run(capsys, "trace", "alloc")
+    assert code == 0
+    for name in ("alloc_pages", "__alloc_pages_nodemask", "get_page_from_freelist",
+                 "rmqueue_pcplist", "__rmqueue_smallest", "expand", "free_unref_page_commit",
+                 "__free_pages_ok", "__free_one_page", "[mm/page_alloc.c]"):
+        assert name in out
+
+
+def test_trace_json_is_a_call_tree(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run(capsys, "trace", "first-alloc", "--json")
+    assert code == 0
+    doc = json.loads(out)
+    root = doc["calls"][0]
+    assert root["name"] == "alloc_pages" and root["children"][0]["name"] == "alloc_pages_current"
+
+
+def test_trace_unknown_scenario_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["trace", "no-such-thing"]) == 2
+
+
+def test_check_passes(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run(capsys, "check", "--steps", "80", "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["ok"] is True and len(doc["runs"]) == 2
+    assert "no_unmerged_buddies" in doc["invariants"]
+
+
+def test_prove_json_reports_each_proof(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run(capsys, "prove", "--json")
+    assert code == 0
+    doc = json.loads(out)
+    names = {p["name"] for p in doc["proofs"]}
+    assert {"buddy.alignment", "buddy.involution", "buddy.halves_of_parent"} <= names
+    assert all(p["result"] == "proved" and p["broken_variant"] == "caught" for p in doc["proofs"])
+    assert all(isinstance(p["seconds"], float) for p in doc["proofs"])
+
+
+def test_bench_json_has_the_buddy_figures(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run(capsys, "bench", "--json", "--quick", "--only", "buddy")
+    assert code == 0
+    doc = json.loads(out)
+    for key in ("buddy.ops_per_s", "buddy.baseline_ops_per_s", "buddy.boot_16g_s",
+                "buddy.rss_16g_mb"):
+        assert doc[key] > 0
