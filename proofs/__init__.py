@@ -65,4 +65,4 @@ def all_proofs() -> list[Proof]:
     return out
 
 
-PROOF_MODULES: tuple[str, ...] = ("buddy",)
+PROOF_MODULES: tuple[str, ...] = ("buddy", "pagetable")

@@ -31,7 +31,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
         _out({"scenario": args.scenario, "calls": [r.to_json() for r in t.roots]})
     else:
         print(f"# {args.scenario}: {SCENARIOS[args.scenario].description}")
-        print(t.render(show_files=not args.no_files))
+        print(t.render(show_files=not args.no_files, max_depth=args.depth))
     return 0
 
 
@@ -151,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("scenario", nargs="?", default="alloc")
     t.add_argument("--list", action="store_true", help="list the scenarios")
     t.add_argument("--no-files", action="store_true", help="omit kernel file names")
+    t.add_argument("--depth", type=int, default=None, help="cut each tree below N levels")
     t.add_argument("--json", action="store_true")
     t.set_defaults(fn=cmd_trace)
 

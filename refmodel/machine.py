@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from refmodel.bugs import KernelBug
 from refmodel.config import BuddyConfig, MachineConfig
+from refmodel.fs import file
+from refmodel.mm.mm_types import mm_struct
+from refmodel.mm.mman import vm_globals
 from refmodel.mm.mmzone import pfn_to_page, pglist_data
 from refmodel.mm.page_alloc import __free_pages as _free_pages_of_page
 from refmodel.mm.page_alloc import alloc_pages
@@ -20,6 +23,8 @@ class Machine:
     def __init__(self, config: MachineConfig | None = None) -> None:
         self.config = config or MachineConfig()
         self.pgdat: pglist_data = boot_node(self.config)
+        # mm/'s machine-wide globals (sysctls, vm_committed_as), shared by this Machine's mms
+        self.vm_globals = vm_globals(totalram_pages=self.pgdat.totalram_pages)
 
     # The allocator, by pfn, for tools and tests.
     def alloc_pages(self, gfp_mask: int, order: int) -> Page | None:
@@ -27,6 +32,66 @@ class Machine:
 
     def free_pages(self, pfn: int, order: int) -> None:
         _free_pages_of_page(self.pgdat, pfn_to_page(self.pgdat, pfn), order)
+
+    # Address spaces and the mmap syscalls. Arguments are taken as the C ABI takes them
+    # (unsigned long; negative Python ints wrap); results are an address or -errno, never an
+    # exception for bad user input.
+    def new_mm(self) -> mm_struct:
+        """A fresh process address space as exec leaves it for mmap: a PGD, no VMAs,
+        task_size and the top-down layout (mmap_base 0x7ffff7fff000 with an 8 MiB stack)."""
+        from refmodel.arch.x86.mmap import setup_new_exec_layout
+        from refmodel.arch.x86.pgtable import pgd_alloc
+
+        mm = mm_struct(paging_levels=self.config.paging_levels, vm_globals=self.vm_globals,
+                       pgdat=self.pgdat)
+        if pgd_alloc(self.pgdat, mm) is None:
+            raise MemoryError("pgd_alloc failed for a new mm")
+        setup_new_exec_layout(mm)
+        return mm
+
+    def mmap(self, mm: mm_struct, addr: int, length: int, prot: int, flags: int,
+             fd: int | file = -1, offset: int = 0) -> int:
+        """mmap(2): the mapped address or -errno. ``fd`` is an in-model ``file`` (or an int,
+        which has no file behind it)."""
+        from refmodel.arch.x86.sys_x86_64 import sys_mmap
+
+        if isinstance(fd, int):
+            fd = _s32(fd)
+        ret = sys_mmap(mm, _ul(addr), _ul(length), _ul(prot), _ul(flags), fd, _ul(offset))
+        return _syscall_ret(ret)
+
+    def munmap(self, mm: mm_struct, addr: int, length: int) -> int:
+        """munmap(2): 0 or -errno."""
+        from refmodel.mm.mmap import sys_munmap
+
+        return _syscall_ret(sys_munmap(mm, _ul(addr), _ul(length)))
+
+    def mprotect(self, mm: mm_struct, addr: int, length: int, prot: int) -> int:
+        """mprotect(2): 0 or -errno (prot is an unsigned long in 5.10)."""
+        from refmodel.mm.mprotect import sys_mprotect
+
+        return _syscall_ret(sys_mprotect(mm, _ul(addr), _ul(length), _ul(prot)))
+
+
+_ULONG = (1 << 64) - 1
+
+
+def _ul(x: int) -> int:
+    """An argument as the C ABI passes an unsigned long."""
+    return x & _ULONG
+
+
+def _s32(x: int) -> int:
+    """An int argument (fd) as C's 32-bit int."""
+    x &= 0xFFFFFFFF
+    return x - (1 << 32) if x >= 1 << 31 else x
+
+
+def _syscall_ret(ret: int) -> int:
+    """A syscall's unsigned long result as the ABI reports it: -errno for the top 4095."""
+    if ret >= (1 << 64) - 4095:
+        return ret - (1 << 64)
+    return ret
 
 
 class StandaloneBuddy:

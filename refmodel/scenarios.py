@@ -46,6 +46,18 @@ def _first_alloc_after_boot() -> Callable[[], object]:
     return lambda: m.alloc_pages(G.GFP_KERNEL, 0)
 
 
+def _populate(levels: int) -> Callable[[], Callable[[], object]]:
+    def prepare() -> Callable[[], object]:
+        from refmodel.arch.x86.pgtable_demo import demo_populate
+
+        m = Machine(MachineConfig(memory=256 * MiB, paging_levels=levels))
+        warm = m.alloc_pages(G.GFP_KERNEL, 0)  # fill the per-cpu list first: a shorter tree
+        assert warm is not None
+        return lambda: demo_populate(m.pgdat, levels)
+
+    return prepare
+
+
 SCENARIOS: dict[str, Scenario] = {
     "alloc": Scenario(
         "alloc",
@@ -58,6 +70,17 @@ SCENARIOS: dict[str, Scenario] = {
         "the first GFP_KERNEL allocation after boot: migratetype fallback steals a whole "
         "block, rmqueue_bulk fills the per-cpu list",
         _first_alloc_after_boot,
+    ),
+    "pagetable": Scenario(
+        "pagetable",
+        "a new mm (pgd_alloc: one page, kernel half copied) and one anonymous page mapped "
+        "down to set_pte_at, 4-level paging (p4d folded)",
+        _populate(4),
+    ),
+    "pagetable-5": Scenario(
+        "pagetable-5",
+        "the same with 5-level paging (LA57): p4d_alloc allocates a real P4D table",
+        _populate(5),
     ),
 }
 

@@ -194,12 +194,9 @@ class Tracer:
         sys.setprofile(None)
         self._stack.clear()
 
-    def render(self, show_files: bool = True) -> str:
+    def render(self, show_files: bool = True, max_depth: int | None = None) -> str:
         """The recorded calls as an indented tree, one kernel function per line."""
-        lines: list[str] = []
-        for root in self.roots:
-            _render(root, "", True, True, lines, show_files)
-        return "\n".join(lines)
+        return render_tree(self.roots, show_files, max_depth)
 
 
 def _pfn_of(obj: object) -> str:
@@ -208,7 +205,8 @@ def _pfn_of(obj: object) -> str:
 
 
 def _render(
-    node: CallNode, prefix: str, last: bool, root: bool, out: list[str], show_files: bool
+    node: CallNode, prefix: str, last: bool, root: bool, out: list[str], show_files: bool,
+    depth: int = 0, max_depth: int | None = None,
 ) -> None:
     args = ", ".join(f"{k}={v}" for k, v in node.args.items())
     res = f" → {node.result}" if node.result not in (None, "None") else ""
@@ -216,13 +214,31 @@ def _render(
     branch = "" if root else ("└─ " if last else "├─ ")
     out.append(f"{prefix}{branch}{node.name}({args}){res}{loc}")
     child_prefix = prefix if root else prefix + ("   " if last else "│  ")
-    for i, c in enumerate(node.children):
-        _render(c, child_prefix, i == len(node.children) - 1, False, out, show_files)
+    kids = node.children
+    if max_depth is not None and depth >= max_depth:
+        if kids:
+            out.append(f"{child_prefix}└─ … {len(node.names()) - 1} call(s) below")
+        return
+    i = 0
+    while i < len(kids):
+        # Runs of siblings with the same shape (e.g. rmqueue_bulk's __rmqueue calls) are
+        # shown once, with a count.
+        j = i + 1
+        while j < len(kids) and kids[j].names() == kids[i].names():
+            j += 1
+        is_last = j == len(kids)
+        _render(kids[i], child_prefix, is_last and j - i == 1, False, out, show_files,
+                depth + 1, max_depth)
+        if j - i > 1:
+            out.append(f"{child_prefix}{'└─ ' if is_last else '├─ '}… {j - i - 1} more "
+                       f"{kids[i].name}() call(s) of the same shape")
+        i = j
 
 
-def render_tree(roots: list[CallNode], show_files: bool = True) -> str:
-    """Render call trees recorded earlier (e.g. loaded back from JSON)."""
+def render_tree(roots: list[CallNode], show_files: bool = True,
+                max_depth: int | None = None) -> str:
+    """Render call trees, cutting each below ``max_depth`` levels if given."""
     lines: list[str] = []
     for r in roots:
-        _render(r, "", True, True, lines, show_files)
+        _render(r, "", True, True, lines, show_files, 0, max_depth)
     return "\n".join(lines)

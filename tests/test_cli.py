@@ -60,3 +60,13 @@ def test_bench_json_has_the_buddy_figures(capsys: pytest.CaptureFixture[str]) ->
     for key in ("buddy.ops_per_s", "buddy.baseline_ops_per_s", "buddy.boot_16g_s",
                 "buddy.rss_16g_mb"):
         assert doc[key] > 0
+
+
+@pytest.mark.parametrize("scenario", ["pagetable", "pagetable-5"])
+def test_trace_pagetable_reaches_set_pte_at(capsys: pytest.CaptureFixture[str],
+                                            scenario: str) -> None:
+    code, out = run(capsys, "trace", scenario, "--json")
+    assert code == 0
+    names = [c["name"] for c in json.loads(out)["calls"]]
+    assert names[0] == "pgd_alloc" and "set_pte_at" in names
+    assert names.index("pud_alloc") < names.index("pmd_alloc") < names.index("pte_alloc")

@@ -183,6 +183,14 @@ class pglist_data:
     page_data: dict[int, bytearray] = field(default_factory=dict)
     # Pages handed out and not yet freed, by head pfn (model bookkeeping for checks).
     allocated: dict[int, int] = field(default_factory=dict)
+    # Page-table pages (refmodel.arch.x86.pgtable): table pfn -> {index: entry value}, sparse
+    # (a missing index is a zero entry). A pfn is a key exactly while its page is in use as a
+    # page table; 5.10 keeps the entries in the page itself.
+    pgtables: dict[int, dict[int, int]] = field(default_factory=dict)
+    # arch/x86/mm/pgtable.c:pgd_list (a global list in 5.10): pgd pfns, head first.
+    pgd_list: list[int] = field(default_factory=list)
+    # vm_stat[NR_PAGETABLE] of each zone (by zone index): pte and pmd pages (their ctors).
+    nr_pagetable: dict[int, int] = field(default_factory=dict)
 
     # Zonelists are fixed once memory is released (no hotplug), so built once, lazily.
     _zonelists: dict[int, list[Zone]] = field(default_factory=dict)

@@ -1,0 +1,203 @@
+"""mprotect(2) (mm/mprotect.c, 5.10): do_mprotect_pkey, mprotect_fixup, change_protection.
+
+The checks and the VMA walk are 5.10's: a range that runs into a hole fails with -ENOMEM
+after the VMAs before the hole were changed, as in 5.10. Protection keys: the CPU has no
+OSPKE, so every VMA keeps pkey 0 and pkey_mprotect is not offered.
+"""
+
+from __future__ import annotations
+
+from refmodel.arch.x86.pgtable_types import pgprot_t
+from refmodel.errno import Errno
+from refmodel.mm.mm_types import mm_struct, vm_area_struct
+from refmodel.mm.mman import (
+    PAGE_ALIGN,
+    PAGE_MASK,
+    PAGE_SHIFT,
+    PROT_EXEC,
+    PROT_GROWSDOWN,
+    PROT_GROWSUP,
+    PROT_READ,
+    PROT_SEM,
+    PROT_WRITE,
+    READ_IMPLIES_EXEC,
+    calc_vm_prot_bits,
+)
+from refmodel.mm.mmap import (
+    find_vma,
+    may_expand_vm,
+    security_vm_enough_memory_mm,
+    split_vma,
+    vm_stat_account,
+    vm_unacct_memory,
+    vma_merge,
+    vma_set_page_prot,
+    vma_wants_writenotify,
+)
+from refmodel.mm.vm_flags import (
+    VM_ACCESS_FLAGS,
+    VM_ACCOUNT,
+    VM_EXEC,
+    VM_GROWSDOWN,
+    VM_HUGETLB,
+    VM_MAYEXEC,
+    VM_NORESERVE,
+    VM_PKEY_BIT0,
+    VM_PKEY_BIT1,
+    VM_PKEY_BIT2,
+    VM_PKEY_BIT3,
+    VM_READ,
+    VM_SHARED,
+    VM_WRITE,
+)
+from refmodel.trace import kernel
+
+F = "mm/mprotect.c"
+EINVAL = -int(Errno.EINVAL)
+ENOMEM = -int(Errno.ENOMEM)
+EACCES = -int(Errno.EACCES)
+MM_CP_DIRTY_ACCT = 1
+VM_FLAGS_CLEAR = VM_PKEY_BIT0 | VM_PKEY_BIT1 | VM_PKEY_BIT2 | VM_PKEY_BIT3
+
+
+@kernel(F)
+def change_protection(mm: mm_struct, vma: vm_area_struct, start: int, end: int,
+                      newprot: pgprot_t, cp_flags: int) -> int:
+    """Models mm/mprotect.c:change_protection: rewrite the present PTEs of [start, end)
+    with pte_modify(pte, newprot) (making dirty ones writable when MM_CP_DIRTY_ACCT).
+    Returns the number of PTEs changed.
+
+    TODO(fault issue): no PTE of a user range can be present before faults exist, so there
+    is nothing to rewrite yet; the walk (change_pmd_range / change_pte_range) comes with
+    handle_mm_fault.
+    """
+    return 0
+
+
+@kernel(F)
+def mprotect_fixup(mm: mm_struct, vma: vm_area_struct, prev: vm_area_struct | None,
+                   start: int, end: int, newflags: int
+                   ) -> tuple[int, vm_area_struct | None]:
+    """Models mm/mprotect.c:mprotect_fixup: charge a private mapping that becomes writable,
+    merge [start, end) with a neighbour or split it out (in two or three), then set the new
+    flags and protection. Returns (0 or -errno, the new *pprev)."""
+    oldflags = vma.vm_flags
+    nrpages = (end - start) >> PAGE_SHIFT
+    charged = 0
+    if newflags == oldflags:
+        return 0, vma
+
+    if newflags & VM_WRITE:
+        if (not may_expand_vm(mm, newflags, nrpages)
+                and may_expand_vm(mm, oldflags, nrpages)):
+            return ENOMEM, prev
+        if not oldflags & (VM_ACCOUNT | VM_WRITE | VM_HUGETLB | VM_SHARED | VM_NORESERVE):
+            charged = nrpages
+            if security_vm_enough_memory_mm(mm, charged):
+                return ENOMEM, prev
+            newflags |= VM_ACCOUNT
+
+    pgoff = vma.vm_pgoff + ((start - vma.vm_start) >> PAGE_SHIFT)
+    merged = vma_merge(mm, prev, start, end, newflags, vma.anon_vma, vma.vm_file, pgoff)
+    if merged is not None:
+        vma = merged
+        prev = merged
+    else:
+        prev = vma
+        if start != vma.vm_start:
+            error = split_vma(mm, vma, start, 1)
+            if error:
+                vm_unacct_memory(mm, charged)
+                return error, prev
+        if end != vma.vm_end:
+            error = split_vma(mm, vma, end, 0)
+            if error:
+                vm_unacct_memory(mm, charged)
+                return error, prev
+
+    vma.vm_flags = newflags
+    dirty_accountable = vma_wants_writenotify(vma, vma.vm_page_prot)
+    vma_set_page_prot(vma)
+    change_protection(mm, vma, start, end, vma.vm_page_prot,
+                      MM_CP_DIRTY_ACCT if dirty_accountable else 0)
+    # A private locked mapping becoming writable is populated (populate_vma_page_range):
+    # nothing to fault in yet, see change_protection.
+    vm_stat_account(mm, oldflags, -nrpages)
+    vm_stat_account(mm, newflags, nrpages)
+    return 0, prev
+
+
+@kernel(F)
+def do_mprotect_pkey(mm: mm_struct, start: int, len: int, prot: int, pkey: int) -> int:
+    """Models mm/mprotect.c:do_mprotect_pkey with 5.10's checks in order, then
+    mprotect_fixup on every VMA of the range."""
+    grows = prot & (PROT_GROWSDOWN | PROT_GROWSUP)
+    rier = bool(mm.personality & READ_IMPLIES_EXEC) and bool(prot & PROT_READ)
+    prot &= ~(PROT_GROWSDOWN | PROT_GROWSUP)
+    if grows == (PROT_GROWSDOWN | PROT_GROWSUP):
+        return EINVAL
+    if start & ~PAGE_MASK:
+        return EINVAL
+    if not len:
+        return 0
+    len = PAGE_ALIGN(len)
+    end = start + len
+    if len == 0 or end <= start or end >= 1 << 64:
+        return ENOMEM  # PAGE_ALIGN wrapped, or start + len wrapped past 2**64
+    if prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM):
+        return EINVAL  # arch_validate_prot
+    reqprot = prot
+    if pkey != -1:
+        return EINVAL  # mm_pkey_is_allocated: no key is ever allocated (no OSPKE)
+
+    vma = find_vma(mm, start)
+    if vma is None:
+        return ENOMEM
+    prev = vma.vm_prev
+    if grows & PROT_GROWSDOWN:
+        if vma.vm_start >= end:
+            return ENOMEM
+        start = vma.vm_start
+        if not vma.vm_flags & VM_GROWSDOWN:
+            return EINVAL
+    else:
+        if vma.vm_start > start:
+            return ENOMEM
+        if grows & PROT_GROWSUP:
+            return EINVAL  # x86 has no VM_GROWSUP
+    if start > vma.vm_start:
+        prev = vma
+
+    nstart = start
+    while True:
+        if rier and vma.vm_flags & VM_MAYEXEC:
+            prot |= PROT_EXEC
+        mask_off_old_flags = VM_READ | VM_WRITE | VM_EXEC | VM_FLAGS_CLEAR
+        newflags = calc_vm_prot_bits(prot, 0)
+        newflags |= vma.vm_flags & ~mask_off_old_flags
+        if (newflags & ~(newflags >> 4)) & VM_ACCESS_FLAGS:
+            return EACCES
+        tmp = vma.vm_end
+        if tmp > end:
+            tmp = end
+        error, prev = mprotect_fixup(mm, vma, prev, nstart, tmp, newflags)
+        if error:
+            return error
+        assert prev is not None
+        nstart = tmp
+        if nstart < prev.vm_end:
+            nstart = prev.vm_end
+        if nstart >= end:
+            return 0
+        nxt = prev.vm_next
+        if nxt is None or nxt.vm_start != nstart:
+            return ENOMEM
+        vma = nxt
+        prot = reqprot
+
+
+@kernel(F, "__x64_sys_mprotect")
+def sys_mprotect(mm: mm_struct, start: int, len: int, prot: int) -> int:
+    """Models mm/mprotect.c:SYSCALL_DEFINE3(mprotect) = do_mprotect_pkey(..., -1)."""
+    return do_mprotect_pkey(mm, start, len, prot, -1)
+

@@ -1,0 +1,296 @@
+"""The model's stand-in for mm->mm_rb: an ordered index of the VMAs with free-gap summaries.
+
+5.10 keeps the VMAs in an augmented rbtree keyed by vm_start whose nodes carry
+``rb_subtree_gap`` (the largest free gap before any VMA of the subtree), so that find_vma and
+the vm_unmapped_area gap search are O(log n). The model gives the same answers with a blocked
+sorted list (bisect on block heads, then inside one block of at most ``_BLOCK_MAX`` VMAs) and a
+per-block maximum gap, recomputed lazily when a block changed. The ``vm_next``/``vm_prev`` list
+and ``mm->mmap`` are kept by mm/mmap.c's own functions, as in 5.10; this index only answers
+ordered queries.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from refmodel.mm.vm_flags import VM_GROWSDOWN
+
+if TYPE_CHECKING:
+    from refmodel.mm.mm_types import vm_area_struct
+
+_BLOCK_MAX = 128
+_BLOCK_MIN = 16
+_STACK_GUARD_GAP = 256 << 12
+
+
+class VmaIndex:
+    """VMAs ordered by vm_start (model of mm_rb and its rb_subtree_gap augmentation).
+
+    ``_gaps[b][j]`` is vma_compute_gap of the j-th VMA of block b (its vm_start_gap minus its
+    predecessor's vm_end), kept current by every update; ``_gapmax[b]`` is the block's
+    largest gap, or -1 when it must be recomputed.
+    """
+
+    __slots__ = ("_blocks", "_count", "_firsts", "_gapmax", "_gaps", "_keys", "guard")
+
+    def __init__(self, guard: int = _STACK_GUARD_GAP) -> None:
+        self._blocks: list[list[vm_area_struct]] = []
+        self._keys: list[list[int]] = []
+        self._gaps: list[list[int]] = []
+        self._firsts: list[int] = []
+        self._gapmax: list[int] = []
+        self._count = 0
+        self.guard = guard  # stack_guard_gap, for vm_start_gap of VM_GROWSDOWN VMAs
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[vm_area_struct]:
+        for blk in self._blocks:
+            yield from blk
+
+    def snapshot(self) -> list[vm_area_struct]:
+        """Every VMA in address order."""
+        return [v for blk in self._blocks for v in blk]
+
+    # ---------------------------------------------------------------- look-ups
+    def find(self, addr: int) -> vm_area_struct | None:
+        """find_vma's answer: the first VMA with vm_end > addr."""
+        firsts = self._firsts
+        if not firsts:
+            return None
+        b = bisect_right(firsts, addr) - 1
+        if b < 0:
+            return self._blocks[0][0]
+        j = bisect_right(self._keys[b], addr) - 1
+        blk = self._blocks[b]
+        v = blk[j]
+        if v.vm_end > addr:
+            return v
+        j += 1
+        if j < len(blk):
+            return blk[j]
+        if b + 1 < len(self._blocks):
+            return self._blocks[b + 1][0]
+        return None
+
+    def _locate(self, start: int) -> tuple[int, int]:
+        b = bisect_right(self._firsts, start) - 1
+        j = bisect_right(self._keys[b], start) - 1
+        return b, j
+
+    def first(self) -> vm_area_struct | None:
+        return self._blocks[0][0] if self._blocks else None
+
+    def last(self) -> vm_area_struct | None:
+        return self._blocks[-1][-1] if self._blocks else None
+
+    # ---------------------------------------------------------------- gaps
+    def _start_gap(self, v: vm_area_struct) -> int:
+        """include/linux/mm.h:vm_start_gap."""
+        s: int = v.vm_start
+        if v.vm_flags & VM_GROWSDOWN:
+            s -= self.guard
+            if s < 0:
+                s = 0
+        return s
+
+    def _set_gap(self, b: int, j: int) -> None:
+        """Recompute vma_compute_gap of the VMA at (b, j) from its index predecessor."""
+        blk = self._blocks[b]
+        v = blk[j]
+        if j:
+            pe = blk[j - 1].vm_end
+        elif b:
+            pe = self._blocks[b - 1][-1].vm_end
+        else:
+            pe = 0
+        g = self._start_gap(v)
+        g = g - pe if g > pe else 0
+        gaps = self._gaps[b]
+        old = gaps[j]
+        gaps[j] = g
+        gm = self._gapmax[b]
+        if g > gm >= 0:
+            self._gapmax[b] = g
+        elif old == gm and g < old:
+            self._gapmax[b] = -1
+
+    def _set_gap_after(self, b: int, j: int) -> None:
+        """Recompute the gap of the VMA following position (b, j), if any."""
+        if j + 1 < len(self._blocks[b]):
+            self._set_gap(b, j + 1)
+        elif b + 1 < len(self._blocks):
+            self._set_gap(b + 1, 0)
+
+    def _block_max(self, b: int) -> int:
+        g = self._gapmax[b]
+        if g < 0:
+            g = max(self._gaps[b])
+            self._gapmax[b] = g
+        return g
+
+    # ---------------------------------------------------------------- updates
+    def insert(self, vma: vm_area_struct) -> None:
+        """Add ``vma`` (its range must not overlap any indexed VMA)."""
+        start = vma.vm_start
+        if not self._blocks:
+            self._blocks.append([vma])
+            self._keys.append([start])
+            self._gaps.append([0])
+            self._firsts.append(start)
+            self._gapmax.append(0)
+            self._count = 1
+            self._set_gap(0, 0)
+            return
+        b = bisect_right(self._firsts, start) - 1
+        if b < 0:
+            b = 0
+        ks = self._keys[b]
+        j = bisect_right(ks, start)
+        ks.insert(j, start)
+        self._blocks[b].insert(j, vma)
+        self._gaps[b].insert(j, 0)
+        if j == 0:
+            self._firsts[b] = start
+        self._count += 1
+        self._set_gap(b, j)
+        self._set_gap_after(b, j)
+        if len(ks) > _BLOCK_MAX:
+            half = len(ks) // 2
+            blk = self._blocks[b]
+            gaps = self._gaps[b]
+            self._blocks[b:b + 1] = [blk[:half], blk[half:]]
+            self._keys[b:b + 1] = [ks[:half], ks[half:]]
+            self._gaps[b:b + 1] = [gaps[:half], gaps[half:]]
+            self._firsts[b:b + 1] = [ks[0], ks[half]]
+            self._gapmax[b:b + 1] = [-1, -1]
+
+    def remove(self, vma: vm_area_struct) -> None:
+        """Drop ``vma``, found by its current vm_start."""
+        b, j = self._locate(vma.vm_start)
+        blk = self._blocks[b]
+        if j < 0 or blk[j] is not vma:
+            raise KeyError(f"VMA [{vma.vm_start:#x}, {vma.vm_end:#x}) is not in the index")
+        del blk[j]
+        ks = self._keys[b]
+        del ks[j]
+        gaps = self._gaps[b]
+        old = gaps.pop(j)
+        self._count -= 1
+        if not blk:
+            del self._blocks[b], self._keys[b], self._gaps[b], self._firsts[b]
+            del self._gapmax[b]
+            if b < len(self._blocks):
+                self._set_gap(b, 0)
+            return
+        if j == 0:
+            self._firsts[b] = ks[0]
+        if old == self._gapmax[b]:
+            self._gapmax[b] = -1
+        if j < len(blk):
+            self._set_gap(b, j)
+        elif b + 1 < len(self._blocks):
+            self._set_gap(b + 1, 0)
+        if len(blk) < _BLOCK_MIN and b + 1 < len(self._blocks):
+            nxt = self._blocks[b + 1]
+            if len(blk) + len(nxt) <= _BLOCK_MAX:
+                blk.extend(nxt)
+                ks.extend(self._keys[b + 1])
+                gaps.extend(self._gaps[b + 1])
+                del self._blocks[b + 1], self._keys[b + 1], self._gaps[b + 1]
+                del self._firsts[b + 1], self._gapmax[b + 1]
+                self._gapmax[b] = -1
+
+    def rekey(self, vma: vm_area_struct, old_start: int) -> None:
+        """``vma->vm_start`` changed from ``old_start`` without changing the order."""
+        b, j = self._locate(old_start)
+        if j < 0 or self._blocks[b][j] is not vma:
+            raise KeyError(f"no VMA at {old_start:#x} in the index")
+        self._keys[b][j] = vma.vm_start
+        if j == 0:
+            self._firsts[b] = vma.vm_start
+        self._set_gap(b, j)
+
+    def gap_changed(self, vma: vm_area_struct) -> None:
+        """vma_gap_update: the gap below ``vma`` changed (its predecessor's vm_end moved)."""
+        b, j = self._locate(vma.vm_start)
+        self._set_gap(b, j)
+
+    def end_changed(self, vma: vm_area_struct) -> None:
+        """``vma->vm_end`` moved: the gap below its successor changed."""
+        b, j = self._locate(vma.vm_start)
+        self._set_gap_after(b, j)
+
+    # ---------------------------------------------------------------- gap search
+    def search_topdown(self, length: int, low_limit: int, high_limit: int
+                       ) -> vm_area_struct | None:
+        """The highest VMA whose gap below fits (unmapped_area_topdown's rbtree walk).
+
+        ``low_limit``/``high_limit`` are already adjusted by the length as in 5.10: a gap
+        [gap_start, gap_end) fits if gap_start <= high_limit, gap_end - gap_start >= length
+        and gap_end >= low_limit; the walk ends at the first gap ending below low_limit.
+        """
+        w = self.find(high_limit)
+        if w is None:
+            return None
+        b, j = self._locate(w.vm_start)
+        blocks = self._blocks
+        while b >= 0:
+            blk = blocks[b]
+            if j < len(blk) - 1 or self._block_max(b) >= length:
+                gaps = self._gaps[b]
+                while j >= 0:
+                    if gaps[j] >= length:
+                        v = blk[j]
+                        gap_end = self._start_gap(v)
+                        if gap_end < low_limit:
+                            return None
+                        p = v.vm_prev
+                        gap_start = p.vm_end if p is not None else 0
+                        if gap_start <= high_limit:
+                            return v
+                    j -= 1
+            if self._start_gap(blk[0]) < low_limit:
+                return None
+            b -= 1
+            if b >= 0:
+                j = len(blocks[b]) - 1
+        return None
+
+    def search_bottomup(self, length: int, low_limit: int, high_limit: int
+                        ) -> tuple[bool, vm_area_struct | None]:
+        """The lowest VMA whose gap below fits (unmapped_area's rbtree walk).
+
+        Returns (False, None) when the walk ends in -ENOMEM (a gap starting above
+        high_limit), (True, vma) when a gap fits, (True, None) when only the gap above the
+        last VMA remains to be tried.
+        """
+        w = self.find(low_limit)
+        if w is None:
+            return True, None
+        b, j = self._locate(w.vm_start)
+        blocks = self._blocks
+        nb = len(blocks)
+        while b < nb:
+            blk = blocks[b]
+            p0 = blk[j].vm_prev
+            if (p0.vm_end if p0 is not None else 0) > high_limit:
+                return False, None
+            if j > 0 or self._block_max(b) >= length:
+                gaps = self._gaps[b]
+                n = len(blk)
+                while j < n:
+                    v = blk[j]
+                    p = v.vm_prev
+                    gap_start = p.vm_end if p is not None else 0
+                    if gap_start > high_limit:
+                        return False, None
+                    if gaps[j] >= length and self._start_gap(v) >= low_limit:
+                        return True, v
+                    j += 1
+            b += 1
+            j = 0
+        return True, None
