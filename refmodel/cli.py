@@ -170,7 +170,16 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--quick", action="store_true", help="smaller workloads")
     b.add_argument("--only", action="append", help="run only this benchmark module")
     b.set_defaults(fn=cmd_bench)
+
+    # Larger commands live beside what they drive; each module adds its own subparsers.
+    for mod in SUBCOMMAND_MODULES:
+        importlib.import_module(mod).add_subcommands(sub)
     return p
+
+
+# Each module has add_subcommands(sub: argparse._SubParsersAction) -> None and sets
+# ``fn`` (taking the Namespace, returning the exit status) on its parsers.
+SUBCOMMAND_MODULES: tuple[str, ...] = ("refmodel.kerneldiff.cli",)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

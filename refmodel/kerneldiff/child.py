@@ -5,6 +5,7 @@ Protocol: one JSON request per line on stdin, one JSON response per line on stdo
   {"op": "mmap", "addr", "len", "prot", "flags"} -> {"ret": addr or -errno, "maps": [...]}
   {"op": "munmap", "addr", "len"}      -> {"ret": 0 or -errno, "maps": [...]}
   {"op": "mprotect", "addr", "len", "prot"} -> {"ret": 0 or -errno, "maps": [...]}
+  {"op": "reset"}                      -> the window unmapped: {"ret": 0, "maps": []}
 "maps" lists the lines of /proc/self/maps inside the window. A mapping the kernel placed
 outside the window (an unhonoured hint) is unmapped at once and reported as "outside".
 Only this process's own address space is touched, and only inside the window.
@@ -57,6 +58,9 @@ def main() -> int:
             resp = {"ret": "outside" if outside else ret, "maps": maps()}
         elif op == "munmap":
             r = libc.munmap(req["addr"], req["len"])
+            resp = {"ret": -ctypes.get_errno() if r else 0, "maps": maps()}
+        elif op == "reset":  # a fresh window: unmap everything inside it
+            r = libc.munmap(window[0], window[1] - window[0])
             resp = {"ret": -ctypes.get_errno() if r else 0, "maps": maps()}
         elif op == "mprotect":
             r = libc.mprotect(req["addr"], req["len"], req["prot"])

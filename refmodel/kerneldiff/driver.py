@@ -33,6 +33,7 @@ Op = dict[str, int | str]
 class StepResult:
     ret: int | str
     maps: list[str]
+    flags: list[int] = field(default_factory=list)  # the model's vm_flags per entry
 
 
 @dataclass(slots=True)
@@ -169,17 +170,19 @@ def _apply_deltas(op: Op, host: StepResult, model: StepResult,
         return True, None
     if use:
         for d in HOST_DELTAS:
-            if d.explains(op, host.ret, model.ret, host.maps, model.maps):
+            if d.explains(op, host, model):
                 return True, d
     return False, None
 
 
 def run_host(host: HostSide, steps: list[Op]) -> list[StepResult]:
-    host.start()
-    try:
-        return [host.apply(op) for op in steps]
-    finally:
-        host.stop()
+    """Run a sequence in a clean window (the child is started once and reset between runs)."""
+    if host.proc is None or host.proc.poll() is not None:
+        host.start()
+    resp = host._call({"op": "reset"})
+    if resp.get("ret") != 0 or resp.get("maps"):
+        raise RuntimeError(f"kernel-diff child could not reset its window: {resp}")
+    return [host.apply(op) for op in steps]
 
 
 def first_divergence(steps: list[Op], host_res: list[StepResult], model_res: list[StepResult],
@@ -238,6 +241,7 @@ def kernel_diff(model: ModelRunner, sequences: int, steps: int, seed: int, use_d
         if progress is not None:
             progress(n + 1, sequences)
     rep.seconds = time.perf_counter() - t0
+    host.stop()
     return rep
 
 
