@@ -138,10 +138,7 @@ class alloc_context:
     highest_zoneidx: int
     migratetype: int
     spread_dirty_pages: bool = False
-
-    @property
-    def preferred_zone(self) -> Zone | None:
-        return self.zonelist[0] if self.zonelist else None
+    preferred_zone: Zone | None = None  # preferred_zoneref: the zonelist's first zone
 
 
 @dataclass(slots=True)

@@ -851,7 +851,7 @@ def get_page_from_freelist(pgdat: pglist_data, gfp_mask: int, order: int, alloc_
     ALLOC_NOFRAGMENT. No node reclaim (one node)."""
     while True:
         no_fallback = alloc_flags & ALLOC_NOFRAGMENT
-        preferred = ac.zonelist[0] if ac.zonelist else None
+        preferred = ac.preferred_zone
         for zone in ac.zonelist:
             mark = zone._watermark[alloc_flags & ALLOC_WMARK_MASK] + zone.watermark_boost
             if not zone_watermark_fast(zone, order, mark, ac.highest_zoneidx, alloc_flags,
@@ -890,8 +890,9 @@ def prepare_alloc_pages(pgdat: pglist_data, gfp_mask: int, order: int) -> alloc_
     migratetype = G.gfp_migratetype(gfp_mask, pgdat.page_group_by_mobility_disabled)
     if pgdat.single_migratetype is not None:  # the standalone buddy has one list per order
         migratetype = pgdat.single_migratetype
-    ac = alloc_context(pgdat.zonelist(highest_zoneidx), highest_zoneidx, migratetype,
-                       bool(gfp_mask & G.__GFP_WRITE))
+    zonelist = pgdat.zonelist(highest_zoneidx)
+    ac = alloc_context(zonelist, highest_zoneidx, migratetype, bool(gfp_mask & G.__GFP_WRITE),
+                       zonelist[0] if zonelist else None)
     pgdat.alloc_contexts[gfp_mask] = ac
     return ac
 
