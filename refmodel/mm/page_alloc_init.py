@@ -145,6 +145,17 @@ def _present(zone: Zone, holes: tuple[tuple[int, int], ...]) -> int:
     return n
 
 
+def _union(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted, non-overlapping union of pfn ranges (memblock merges its regions too)."""
+    out: list[tuple[int, int]] = []
+    for s, e in sorted(ranges):
+        if out and s <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], e))
+        else:
+            out.append((s, e))
+    return out
+
+
 def boot_node(config: MachineConfig) -> pglist_data:
     """Boot physical memory the way 5.10 does for ``config``: zones, the release of free
     memory by memblock, per-cpu lists, watermarks."""
@@ -153,7 +164,7 @@ def boot_node(config: MachineConfig) -> pglist_data:
     holes = config.holes()
     for z in zones:
         z.present_pages = _present(z, holes) if z.spanned_pages else 0
-    unavailable = [*holes, *config.reserved()]
+    unavailable = _union([*holes, *config.reserved()])
     pgdat = pglist_data(zones, 0, n, tuple(sorted(unavailable)), pcp_enabled=config.pcp,
                         paging_levels=config.paging_levels)
     pgdat.hooks = AllocatorHooks(alloc_pages_current=alloc_pages_current)
@@ -173,7 +184,8 @@ def boot_standalone(config: BuddyConfig) -> pglist_data:
     zone = Zone(int(ZoneType.ZONE_NORMAL), ZONE_NAMES[2], 0, n, present_pages=n)
     zones = [Zone(0, ZONE_NAMES[0], 0, 0), Zone(1, ZONE_NAMES[1], 0, 0), zone,
              Zone(3, ZONE_NAMES[3], 0, 0)]
-    pgdat = pglist_data(zones, 0, n, tuple(sorted(config.reserved)), pcp_enabled=False,
+    reserved = _union(list(config.reserved))
+    pgdat = pglist_data(zones, 0, n, tuple(reserved), pcp_enabled=False,
                         single_migratetype=MIGRATE_MOVABLE, max_order=config.max_order)
-    memblock_free_all(pgdat, free_ranges_of(n, list(config.reserved)))
+    memblock_free_all(pgdat, free_ranges_of(n, reserved))
     return pgdat

@@ -312,3 +312,12 @@ def test_seed_name_alloc_pages_is_an_alias_of_nodemask(m256: Machine) -> None:
     assert kf.file == "mm/page_alloc.c"
     assert alloc_pages_nodemask(m256.pgdat, G.GFP_KERNEL, 0) is not None
     assert alloc_pages(m256.pgdat, G.GFP_KERNEL, 0) is not None
+
+
+def test_overlapping_reservations_are_merged_as_memblock_merges_them() -> None:
+    m = Machine(MachineConfig(memory=64 * MiB, extra_reserved=((0x8, 0x20), (0x1800, 0x2400))))
+    assert m.pgdat.reserved_ranges[:2] == ((0x0, 0x20), (0x9F, 0x100))
+    assert check_buddy(m.pgdat) == []
+    b = StandaloneBuddy(BuddyConfig(64, reserved=((0, 8), (4, 12))))
+    assert b.pgdat.reserved_ranges == ((0, 12),)
+    assert check_buddy(b.pgdat) == []
