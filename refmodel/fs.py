@@ -8,6 +8,10 @@ cache, writeback and permissions beyond the open mode are out of scope.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from refmodel.mm.mman import vm_globals
 
 FMODE_READ = 0x1
 FMODE_WRITE = 0x2
@@ -29,6 +33,10 @@ class file:
     shmem: bool = False
     has_mmap: bool = True  # f_op->mmap exists (ENODEV otherwise)
     f_count: int = 1
+    # shmem_acct_size: pages charged to vm_committed_as for this shmem object, given back
+    # by shmem_unacct_size when the last reference goes (shmem_evict_inode)
+    shmem_acct: int = 0
+    acct_to: vm_globals | None = None
 
     def __repr__(self) -> str:
         return f"file({self.name!r}, size={self.size:#x})"
@@ -41,5 +49,9 @@ def get_file(f: file) -> file:
 
 
 def fput(f: file) -> None:
-    """fs/file_table.c:fput (the final release is not modelled)."""
+    """fs/file_table.c:fput. The final release only gives back a shmem object's
+    overcommit charge (shmem_evict_inode → shmem_unacct_size)."""
     f.f_count -= 1
+    if f.f_count == 0 and f.shmem_acct and f.acct_to is not None:
+        f.acct_to.vm_committed_as -= f.shmem_acct
+        f.shmem_acct = 0

@@ -5,12 +5,17 @@ mangles such names inside class bodies."""
 
 from __future__ import annotations
 
+from refmodel.arch.x86.mmap import setup_new_exec_layout
+from refmodel.arch.x86.pgtable import pgd_alloc
+from refmodel.arch.x86.sys_x86_64 import sys_mmap
 from refmodel.bugs import KernelBug
 from refmodel.config import BuddyConfig, MachineConfig
 from refmodel.fs import file
 from refmodel.mm.mm_types import mm_struct
 from refmodel.mm.mman import vm_globals
+from refmodel.mm.mmap import sys_brk, sys_munmap
 from refmodel.mm.mmzone import pfn_to_page, pglist_data
+from refmodel.mm.mprotect import sys_mprotect
 from refmodel.mm.page_alloc import __free_pages as _free_pages_of_page
 from refmodel.mm.page_alloc import alloc_pages
 from refmodel.mm.page_alloc_init import boot_node, boot_standalone
@@ -39,9 +44,6 @@ class Machine:
     def new_mm(self) -> mm_struct:
         """A fresh process address space as exec leaves it for mmap: a PGD, no VMAs,
         task_size and the top-down layout (mmap_base 0x7ffff7fff000 with an 8 MiB stack)."""
-        from refmodel.arch.x86.mmap import setup_new_exec_layout
-        from refmodel.arch.x86.pgtable import pgd_alloc
-
         mm = mm_struct(paging_levels=self.config.paging_levels, vm_globals=self.vm_globals,
                        pgdat=self.pgdat)
         if pgd_alloc(self.pgdat, mm) is None:
@@ -53,32 +55,27 @@ class Machine:
              fd: int | file = -1, offset: int = 0) -> int:
         """mmap(2): the mapped address or -errno. ``fd`` is an in-model ``file`` (or an int,
         which has no file behind it)."""
-        from refmodel.arch.x86.sys_x86_64 import sys_mmap
-
         if isinstance(fd, int):
             fd = _s32(fd)
-        ret = sys_mmap(mm, _ul(addr), _ul(length), _ul(prot), _ul(flags), fd, _ul(offset))
+        u = _ULONG
+        ret = sys_mmap(mm, addr & u, length & u, prot & u, flags & u, fd, offset & u)
         return _syscall_ret(ret)
 
     def munmap(self, mm: mm_struct, addr: int, length: int) -> int:
         """munmap(2): 0 or -errno."""
-        from refmodel.mm.mmap import sys_munmap
+        return _syscall_ret(sys_munmap(mm, addr & _ULONG, length & _ULONG))
 
-        return _syscall_ret(sys_munmap(mm, _ul(addr), _ul(length)))
+    def brk(self, mm: mm_struct, addr: int) -> int:
+        """brk(2): the new program break, or the old one if the request is refused.
+        ``mm.start_brk``/``mm.brk`` must have been set (exec's job; no ELF loader here)."""
+        return sys_brk(mm, addr & _ULONG)
 
     def mprotect(self, mm: mm_struct, addr: int, length: int, prot: int) -> int:
         """mprotect(2): 0 or -errno (prot is an unsigned long in 5.10)."""
-        from refmodel.mm.mprotect import sys_mprotect
-
-        return _syscall_ret(sys_mprotect(mm, _ul(addr), _ul(length), _ul(prot)))
+        return _syscall_ret(sys_mprotect(mm, addr & _ULONG, length & _ULONG, prot & _ULONG))
 
 
-_ULONG = (1 << 64) - 1
-
-
-def _ul(x: int) -> int:
-    """An argument as the C ABI passes an unsigned long."""
-    return x & _ULONG
+_ULONG = (1 << 64) - 1  # arguments are masked to it: the C ABI's unsigned long
 
 
 def _s32(x: int) -> int:

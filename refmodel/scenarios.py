@@ -58,6 +58,45 @@ def _populate(levels: int) -> Callable[[], Callable[[], object]]:
     return prepare
 
 
+def _mmap() -> Callable[[], object]:
+    from refmodel.mm.mman import MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE
+
+    m = Machine(MachineConfig(memory=64 * MiB))
+    mm = m.new_mm()
+    m.mmap(mm, 0, 0x4000, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+
+    def run() -> object:
+        # a second anonymous mapping right below the first: merged into it (vma_merge)
+        m.mmap(mm, 0, 0x2000, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+        # a read-only one below that cannot merge: vm_area_alloc + vma_link
+        return m.mmap(mm, 0, 0x1000, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS)
+
+    return run
+
+
+def _munmap() -> Callable[[], object]:
+    from refmodel.mm.mman import MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE
+
+    m = Machine(MachineConfig(memory=64 * MiB))
+    mm = m.new_mm()
+    addr = m.mmap(mm, 0, 0x8000, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+    return lambda: m.munmap(mm, addr + 0x2000, 0x2000)  # the middle: split twice
+
+
+def _mprotect() -> Callable[[], object]:
+    from refmodel.mm.mman import MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE
+
+    m = Machine(MachineConfig(memory=64 * MiB))
+    mm = m.new_mm()
+    addr = m.mmap(mm, 0, 0x8000, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+
+    def run() -> object:
+        m.mprotect(mm, addr + 0x2000, 0x2000, PROT_READ)  # split in three
+        return m.mprotect(mm, addr + 0x2000, 0x2000, PROT_READ | PROT_WRITE)  # merge back
+
+    return run
+
+
 SCENARIOS: dict[str, Scenario] = {
     "alloc": Scenario(
         "alloc",
@@ -96,3 +135,23 @@ def trace_scenario(name: str) -> Tracer:
     with Tracer() as t:
         run()
     return t
+
+
+register(Scenario(
+    "mmap",
+    "two anonymous mmaps below an existing one: the first merges into it (vma_merge → "
+    "__vma_adjust), the second gets a new VMA (vm_area_alloc, vma_link)",
+    _mmap,
+))
+register(Scenario(
+    "munmap",
+    "munmap of the middle of a VMA: __split_vma twice, detach, unmap_region "
+    "(free_pgtables), remove_vma_list",
+    _munmap,
+))
+register(Scenario(
+    "mprotect",
+    "mprotect of the middle of a VMA (split in three), then back (vma_merge case 6 joins "
+    "all three)",
+    _mprotect,
+))

@@ -80,6 +80,12 @@ def vma_list_and_tree_agree(mm: mm_struct) -> list[Violation]:
     return out
 
 
+def free_gap_index_consistent(mm: mm_struct) -> list[Violation]:
+    """The ordered index's free-gap summaries are right (validate_mm_rb's
+    rb_subtree_gap check, for the model's stand-in of the rbtree)."""
+    return [Violation("free_gap_index_consistent", msg) for msg in mm.mm_rb.validate()]
+
+
 def vma_page_aligned_and_nonempty(mm: mm_struct) -> list[Violation]:
     """Every VMA starts and ends on a page boundary and is at least a page long."""
     out = []
@@ -255,6 +261,7 @@ def no_present_pte_outside_or_above_vma(mm: mm_struct) -> list[Violation]:
 
 VMA_INVARIANTS: tuple[Callable[[mm_struct], list[Violation]], ...] = (
     vma_list_and_tree_agree,
+    free_gap_index_consistent,
     vma_page_aligned_and_nonempty,
     vmas_sorted_and_disjoint,
     vmas_inside_user_range,

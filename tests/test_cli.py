@@ -57,9 +57,9 @@ def test_bench_json_has_the_buddy_figures(capsys: pytest.CaptureFixture[str]) ->
     code, out = run(capsys, "bench", "--json", "--quick", "--only", "buddy")
     assert code == 0
     doc = json.loads(out)
-    for key in ("buddy.ops_per_s", "buddy.baseline_ops_per_s", "buddy.boot_16g_s",
-                "buddy.rss_16g_mb"):
+    for key in ("buddy.ops_per_s", "buddy.baseline_ops_per_s", "buddy.boot_16g_s"):
         assert doc[key] > 0
+    assert 0 <= doc["buddy.rss_16g_mb"] < 64
 
 
 @pytest.mark.parametrize("scenario", ["pagetable", "pagetable-5"])

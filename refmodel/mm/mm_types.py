@@ -47,6 +47,8 @@ class mm_struct:
     def_flags: int = 0
     start_brk: int = 0
     brk: int = 0
+    start_data: int = 0
+    end_data: int = 0
     # Model-only: what 5.10 reads from ``current`` (one task per mm) and from mm/ globals.
     vm_globals: vm_globals = field(default_factory=vm_globals)
     rlim: list[rlimit] = field(default_factory=default_rlimits)

@@ -15,6 +15,7 @@ from refmodel.bugs import KernelBug
 from refmodel.errno import Errno, is_err_value
 from refmodel.fs import FMODE_READ, FMODE_WRITE, file, fput, get_file
 from refmodel.kernel.fork import vm_area_alloc, vm_area_dup, vm_area_free
+from refmodel.mm.memory import free_pgtables
 from refmodel.mm.mm_types import anon_vma as anon_vma_t
 from refmodel.mm.mm_types import mm_struct, vm_area_struct
 from refmodel.mm.mman import (
@@ -39,6 +40,7 @@ from refmodel.mm.mman import (
     PAGE_ALIGN,
     PAGE_MASK,
     PAGE_SHIFT,
+    PAGE_SIZE,
     PROT_EXEC,
     PROT_READ,
     PROT_WRITE,
@@ -51,6 +53,7 @@ from refmodel.mm.mman import (
     calc_vm_prot_bits,
     offset_in_page,
 )
+from refmodel.mm.mmu_gather import tlb_finish_mmu, tlb_gather_mmu
 from refmodel.mm.rmap import anon_vma_clone, anon_vma_merge, unlink_anon_vmas
 from refmodel.mm.vm_flags import (
     VM_ACCOUNT,
@@ -66,6 +69,7 @@ from refmodel.mm.vm_flags import (
     VM_MAYWRITE,
     VM_NORESERVE,
     VM_PFNMAP,
+    VM_READ,
     VM_SHARED,
     VM_SOFTDIRTY,
     VM_SPECIAL,
@@ -141,11 +145,6 @@ def rlimit(mm: mm_struct, resource: int) -> int:
 
 def rlimit_max(mm: mm_struct, resource: int) -> int:
     return mm.rlim[resource].rlim_max
-
-
-def TASK_SIZE(mm: mm_struct) -> int:
-    """TASK_SIZE of a 64-bit task: TASK_SIZE_MAX of the paging mode (mm->task_size)."""
-    return mm.task_size
 
 
 def vma_next(mm: mm_struct, vma: vm_area_struct | None) -> vm_area_struct | None:
@@ -404,9 +403,7 @@ def _vma_adjust(vma: vm_area_struct, start: int, end: int, pgoff: int,
 
         if remove_next:
             assert next_ is not None
-            _vma_unlink(mm, next_)
-            if f is not None:
-                pass  # __remove_shared_vm_struct: no i_mmap tree in the model
+            _vma_unlink(mm, next_)  # (no i_mmap tree: __remove_shared_vm_struct is a no-op)
         if start_changed:
             index.rekey(vma, old_start)
         if adjust_next:
@@ -543,9 +540,11 @@ def vma_merge(mm: mm_struct, prev: vm_area_struct | None, addr: int, end: int, v
 def may_expand_vm(mm: mm_struct, flags: int, npages: int) -> bool:
     """Models mm/mmap.c:may_expand_vm: RLIMIT_AS, and RLIMIT_DATA for data mappings (with
     the RLIMIT_DATA=0 allowance; the warning is not modelled)."""
-    if mm.total_vm + npages > rlimit(mm, RLIMIT_AS) >> PAGE_SHIFT:
+    rlim = mm.rlim
+    if mm.total_vm + npages > rlim[RLIMIT_AS].rlim_cur >> PAGE_SHIFT:
         return False
-    if is_data_mapping(flags) and mm.data_vm + npages > rlimit(mm, RLIMIT_DATA) >> PAGE_SHIFT:
+    if ((flags & (VM_WRITE | VM_SHARED | VM_STACK)) == VM_WRITE  # is_data_mapping
+            and mm.data_vm + npages > rlim[RLIMIT_DATA].rlim_cur >> PAGE_SHIFT):
         if (rlimit(mm, RLIMIT_DATA) == 0
                 and mm.data_vm + npages <= rlimit_max(mm, RLIMIT_DATA) >> PAGE_SHIFT):
             return True
@@ -558,11 +557,11 @@ def may_expand_vm(mm: mm_struct, flags: int, npages: int) -> bool:
 def vm_stat_account(mm: mm_struct, flags: int, npages: int) -> None:
     """Models mm/mmap.c:vm_stat_account: total_vm and one of exec_vm, stack_vm, data_vm."""
     mm.total_vm += npages
-    if is_exec_mapping(flags):
+    if (flags & (VM_EXEC | VM_WRITE | VM_STACK)) == VM_EXEC:  # is_exec_mapping
         mm.exec_vm += npages
-    elif is_stack_mapping(flags):
+    elif flags & VM_STACK:  # is_stack_mapping
         mm.stack_vm += npages
-    elif is_data_mapping(flags):
+    elif (flags & (VM_WRITE | VM_SHARED | VM_STACK)) == VM_WRITE:  # is_data_mapping
         mm.data_vm += npages
 
 
@@ -674,11 +673,11 @@ def unmapped_area_topdown(mm: mm_struct, length: int, low_limit: int, high_limit
     return gap_end
 
 
-@kernel(MM_H)
+@kernel(F)
 def vm_unmapped_area(mm: mm_struct, flags: int, length: int, low_limit: int,
                      high_limit: int, align_mask: int, align_offset: int) -> int:
-    """Models include/linux/mm.h:vm_unmapped_area (struct vm_unmapped_area_info spelled out
-    as arguments)."""
+    """Models mm/mmap.c:vm_unmapped_area (5.10 moved it out of include/linux/mm.h to add its
+    tracepoint); struct vm_unmapped_area_info is spelled out as arguments."""
     if flags & VM_UNMAPPED_AREA_TOPDOWN:
         return unmapped_area_topdown(mm, length, low_limit, high_limit, align_mask,
                                      align_offset)
@@ -689,7 +688,7 @@ def vm_unmapped_area(mm: mm_struct, flags: int, length: int, low_limit: int,
 def shmem_get_unmapped_area(mm: mm_struct, file: file | None, addr: int, len: int,
                             pgoff: int, flags: int) -> int:
     """Models mm/shmem.c:shmem_get_unmapped_area without huge shmem: the mm's own choice."""
-    if len > TASK_SIZE(mm):
+    if len > mm.task_size:
         return ENOMEM
     get_area = mm.get_unmapped_area
     assert get_area is not None
@@ -703,7 +702,7 @@ def get_unmapped_area(mm: mm_struct, file: file | None, addr: int, len: int, pgo
     """Models mm/mmap.c:get_unmapped_area: pick (or, for MAP_FIXED, validate) the address:
     the mm's, shmem's or a file's get_unmapped_area, then the range, alignment and LSM
     checks, for MAP_FIXED too."""
-    if len > TASK_SIZE(mm):
+    if len > mm.task_size:
         return ENOMEM
     get_area = mm.get_unmapped_area
     assert get_area is not None
@@ -716,7 +715,7 @@ def get_unmapped_area(mm: mm_struct, file: file | None, addr: int, len: int, pgo
     addr = get_area(mm, file, addr, len, pgoff, flags)
     if is_err_value(addr):
         return addr
-    if addr > TASK_SIZE(mm) - len:
+    if addr > mm.task_size - len:
         return ENOMEM
     if offset_in_page(addr):
         return EINVAL
@@ -903,7 +902,12 @@ def mmap_region(mm: mm_struct, file: file | None, addr: int, len: int, vm_flags:
             call_mmap(file, new)
             addr = new.vm_start
         elif vm_flags & VM_SHARED:
-            shmem_zero_setup(new)
+            error = shmem_zero_setup(new)
+            if error:
+                vm_area_free(new)  # free_vma:, then unacct_error:
+                if charged:
+                    vm_unacct_memory(mm, charged)
+                return error
         else:
             vma_set_anonymous(new)
         vma_link(mm, new, prev)
@@ -931,11 +935,23 @@ def call_mmap(file: file, vma: vm_area_struct) -> int:
 @kernel("mm/shmem.c")
 def shmem_zero_setup(vma: vm_area_struct) -> int:
     """Models mm/shmem.c:shmem_zero_setup: a shared anonymous mapping is backed by its own
-    new shmem file ("dev/zero"), so it never merges with a neighbour."""
+    new shmem file ("dev/zero"), so it never merges with a neighbour. Creating the object
+    charges its size to the overcommit counter unless VM_NORESERVE (shmem_acct_size):
+    -ENOMEM if that fails."""
+    mm = vma.vm_mm
+    assert mm is not None
     size = vma.vm_end - vma.vm_start
+    pages = PAGE_ALIGN(size) >> PAGE_SHIFT
+    if not vma.vm_flags & VM_NORESERVE:
+        if security_vm_enough_memory_mm(mm, pages):
+            return ENOMEM
+    f = file("dev/zero", size, shmem=True)
+    if not vma.vm_flags & VM_NORESERVE:
+        f.shmem_acct = pages
+        f.acct_to = mm.vm_globals
     if vma.vm_file is not None:
         fput(vma.vm_file)
-    vma.vm_file = file("dev/zero", size, shmem=True)
+    vma.vm_file = f
     vma.vm_ops = SHMEM_VM_OPS
     return 0
 
@@ -1014,16 +1030,15 @@ def detach_vmas_to_be_unmapped(mm: mm_struct, vma: vm_area_struct,
 def unmap_region(mm: mm_struct, vmas: list[vm_area_struct], prev: vm_area_struct | None,
                  start: int, end: int) -> None:
     """Models mm/mmap.c:unmap_region: zap the range's pages (unmap_vmas) and free the page
-    tables nobody else needs (free_pgtables between prev's end and next's start)."""
+    tables nobody else needs (free_pgtables between prev's end and next's start). The
+    unlink_anon_vmas that 5.10's free_pgtables does per VMA is done here, before it, because
+    the page-table part's free_pgtables takes the VMAs as plain ranges."""
     next_ = vma_next(mm, prev)
     for v in vmas:
         unlink_anon_vmas(v)
     pgdat = mm.pgdat
     if pgdat is None or not mm.pgd:
         return  # an mm without page tables (unit tests of the VMA layer alone)
-    from refmodel.mm.memory import free_pgtables
-    from refmodel.mm.mmu_gather import tlb_finish_mmu, tlb_gather_mmu
-
     tlb = tlb_gather_mmu(pgdat, mm, start, end)
     # TODO(fault issue): unmap_vmas(tlb, vma, start, end) zaps the present PTEs here. Until
     # pages can be faulted in, no PTE is ever present, so only the tables are freed.
@@ -1057,7 +1072,7 @@ def remove_vma_list(mm: mm_struct, vmas: list[vm_area_struct]) -> None:
 def _do_munmap(mm: mm_struct, start: int, len: int, downgrade: bool) -> int:
     """Models mm/mmap.c:__do_munmap: split at both ends, detach, unmap, free. Returns 1 if
     the lock was (would be) downgraded, 0, or -errno."""
-    task_size = TASK_SIZE(mm)
+    task_size = mm.task_size  # TASK_SIZE
     if offset_in_page(start) or start > task_size or len > task_size - start:
         return EINVAL
     len = PAGE_ALIGN(len)
@@ -1135,8 +1150,6 @@ def ksys_mmap_pgoff(mm: mm_struct, addr: int, len: int, prot: int, flags: int,
     """Models mm/mmap.c:ksys_mmap_pgoff: resolve the file (``fd`` is the model's open file
     or an int with no file behind it: -EBADF), refuse MAP_HUGETLB (no hugetlbfs in the
     model: -EINVAL, see docs/scope.md), drop MAP_EXECUTABLE|MAP_DENYWRITE."""
-    from refmodel.mm.util import vm_mmap_pgoff
-
     f: file | None = None
     if not flags & MAP_ANONYMOUS:
         if not isinstance(fd, file):
@@ -1147,5 +1160,104 @@ def ksys_mmap_pgoff(mm: mm_struct, addr: int, len: int, prot: int, flags: int,
     elif flags & MAP_HUGETLB:
         return EINVAL
     flags &= ~(MAP_EXECUTABLE | MAP_DENYWRITE)
-    return vm_mmap_pgoff(mm, f, addr, len, prot, flags, pgoff)
+    return _util.vm_mmap_pgoff(mm, f, addr, len, prot, flags, pgoff)
 
+
+
+# --------------------------------------------------------------------------------------------
+# brk
+
+
+def check_data_rlimit(rlim: int, new: int, start: int, end_data: int, start_data: int) -> int:
+    """include/linux/mm.h:check_data_rlimit: the heap plus the data segment within
+    RLIMIT_DATA (-ENOSPC otherwise)."""
+    if rlim < ULONG_MAX and (new - start) + (end_data - start_data) > rlim:
+        return -int(Errno.ENOSPC)
+    return 0
+
+
+@kernel(F)
+def do_brk_flags(mm: mm_struct, addr: int, len: int, flags: int) -> int:
+    """Models mm/mmap.c:do_brk_flags: a simplified do_mmap of anonymous data at addr:
+    validate the address, unmap what is there, check limits and overcommit, then extend the
+    previous VMA or link a new one. Returns 0 or -errno."""
+    pgoff = addr >> PAGE_SHIFT
+    if flags & ~VM_EXEC:
+        return EINVAL
+    task_exec = VM_EXEC if mm.personality & READ_IMPLIES_EXEC else 0
+    flags |= (VM_READ | VM_WRITE | task_exec | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC
+              | VM_ACCOUNT | mm.def_flags)  # VM_DATA_DEFAULT_FLAGS | VM_ACCOUNT | def_flags
+
+    mapped_addr = get_unmapped_area(mm, None, addr, len, 0, MAP_FIXED)
+    if is_err_value(mapped_addr):
+        return mapped_addr
+    error = mlock_future_check(mm, mm.def_flags, len)
+    if error:
+        return error
+    err, prev = munmap_vma_range(mm, addr, len)
+    if err:
+        return ENOMEM
+    if not may_expand_vm(mm, flags, len >> PAGE_SHIFT):
+        return ENOMEM
+    if mm.map_count > mm.vm_globals.sysctl_max_map_count:
+        return ENOMEM
+    if security_vm_enough_memory_mm(mm, len >> PAGE_SHIFT):
+        return ENOMEM
+
+    vma = vma_merge(mm, prev, addr, addr + len, flags, None, None, pgoff)
+    if vma is None:
+        vma = vm_area_alloc(mm)
+        vma_set_anonymous(vma)
+        vma.vm_start = addr
+        vma.vm_end = addr + len
+        vma.vm_pgoff = pgoff
+        vma.vm_flags = flags
+        vma.vm_page_prot = vm_get_page_prot(flags)
+        vma_link(mm, vma, prev)
+    mm.total_vm += len >> PAGE_SHIFT
+    mm.data_vm += len >> PAGE_SHIFT
+    if flags & VM_LOCKED:
+        mm.locked_vm += len >> PAGE_SHIFT
+    vma.vm_flags |= VM_SOFTDIRTY
+    return 0
+
+
+@kernel(F, "__x64_sys_brk")
+def sys_brk(mm: mm_struct, brk: int) -> int:
+    """Models mm/mmap.c:SYSCALL_DEFINE1(brk) without CONFIG_COMPAT_BRK (as distributions
+    build 5.10): the new break, or the old one when the request is refused. mm->start_brk,
+    brk, start_data and end_data are what exec set (the model has no ELF loader: a caller
+    sets them)."""
+    origbrk = mm.brk
+    min_brk = mm.start_brk
+    if brk < min_brk:
+        return origbrk
+    if check_data_rlimit(rlimit(mm, RLIMIT_DATA), brk, mm.start_brk, mm.end_data,
+                         mm.start_data):
+        return origbrk
+    newbrk = PAGE_ALIGN(brk)
+    oldbrk = PAGE_ALIGN(mm.brk)
+    if oldbrk == newbrk:
+        mm.brk = brk
+        return brk
+    if brk <= mm.brk:
+        # always allow shrinking; __do_munmap may downgrade the lock (returns 1)
+        mm.brk = brk
+        ret = _do_munmap(mm, newbrk, oldbrk - newbrk, True)
+        if ret < 0:
+            mm.brk = origbrk
+            return origbrk
+        return brk
+    next_ = find_vma(mm, oldbrk)
+    if next_ is not None and newbrk + PAGE_SIZE > vm_start_gap(mm, next_):
+        return origbrk
+    if do_brk_flags(mm, oldbrk, newbrk - oldbrk, 0) < 0:
+        return origbrk
+    mm.brk = brk
+    # populate (mm->def_flags & VM_LOCKED) would fault the new range in: see mm_populate
+    return brk
+
+
+# mm/util.c calls do_mmap and mm/mmap.c calls vm_mmap_pgoff: the module is bound here, at
+# the end, so either may be imported first.
+from refmodel.mm import util as _util  # noqa: E402

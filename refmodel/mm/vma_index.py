@@ -1,12 +1,13 @@
 """The model's stand-in for mm->mm_rb: an ordered index of the VMAs with free-gap summaries.
 
 5.10 keeps the VMAs in an augmented rbtree keyed by vm_start whose nodes carry
-``rb_subtree_gap`` (the largest free gap before any VMA of the subtree), so that find_vma and
+``rb_subtree_gap`` (the largest free gap below any VMA of the subtree), so that find_vma and
 the vm_unmapped_area gap search are O(log n). The model gives the same answers with a blocked
-sorted list (bisect on block heads, then inside one block of at most ``_BLOCK_MAX`` VMAs) and a
-per-block maximum gap, recomputed lazily when a block changed. The ``vm_next``/``vm_prev`` list
-and ``mm->mmap`` are kept by mm/mmap.c's own functions, as in 5.10; this index only answers
-ordered queries.
+sorted list: bisect on the blocks' first keys, then inside one block of at most
+``_BLOCK_MAX`` VMAs. Every VMA's gap (vma_compute_gap) is stored beside it, each block keeps
+its largest gap, and a max segment tree over the blocks finds the nearest block with a gap
+that fits in O(log n). The ``vm_next``/``vm_prev`` list and ``mm->mmap`` are kept by
+mm/mmap.c's own functions, as in 5.10; this index only answers ordered queries.
 """
 
 from __future__ import annotations
@@ -20,20 +21,21 @@ from refmodel.mm.vm_flags import VM_GROWSDOWN
 if TYPE_CHECKING:
     from refmodel.mm.mm_types import vm_area_struct
 
-_BLOCK_MAX = 128
-_BLOCK_MIN = 16
+_BLOCK_MAX = 64
+_BLOCK_MIN = 8
 _STACK_GUARD_GAP = 256 << 12
 
 
 class VmaIndex:
     """VMAs ordered by vm_start (model of mm_rb and its rb_subtree_gap augmentation).
 
-    ``_gaps[b][j]`` is vma_compute_gap of the j-th VMA of block b (its vm_start_gap minus its
-    predecessor's vm_end), kept current by every update; ``_gapmax[b]`` is the block's
-    largest gap, or -1 when it must be recomputed.
+    ``_gaps[b][j]`` is vma_compute_gap of the j-th VMA of block b (its vm_start_gap minus
+    its predecessor's vm_end), kept current by every update; ``_gapmax[b]`` is the block's
+    largest gap; ``_tree`` is a max segment tree over ``_gapmax`` (leaves at ``_cap + b``).
     """
 
-    __slots__ = ("_blocks", "_count", "_firsts", "_gapmax", "_gaps", "_keys", "guard")
+    __slots__ = ("_blocks", "_cap", "_count", "_firsts", "_gapmax", "_gaps", "_keys", "_tree",
+                 "guard")
 
     def __init__(self, guard: int = _STACK_GUARD_GAP) -> None:
         self._blocks: list[list[vm_area_struct]] = []
@@ -41,6 +43,8 @@ class VmaIndex:
         self._gaps: list[list[int]] = []
         self._firsts: list[int] = []
         self._gapmax: list[int] = []
+        self._tree: list[int] = [-1, -1]
+        self._cap = 1
         self._count = 0
         self.guard = guard  # stack_guard_gap, for vm_start_gap of VM_GROWSDOWN VMAs
 
@@ -87,7 +91,7 @@ class VmaIndex:
     def last(self) -> vm_area_struct | None:
         return self._blocks[-1][-1] if self._blocks else None
 
-    # ---------------------------------------------------------------- gaps
+    # ---------------------------------------------------------------- gap summaries
     def _start_gap(self, v: vm_area_struct) -> int:
         """include/linux/mm.h:vm_start_gap."""
         s: int = v.vm_start
@@ -96,6 +100,34 @@ class VmaIndex:
             if s < 0:
                 s = 0
         return s
+
+    def _rebuild(self) -> None:
+        """Blocks were added, split, merged or dropped: rebuild the tree over them."""
+        nb = len(self._gapmax)
+        cap = 1
+        while cap < nb:
+            cap <<= 1
+        tree = [-1] * (2 * cap)
+        tree[cap:cap + nb] = self._gapmax
+        for i in range(cap - 1, 0, -1):
+            a, c = tree[2 * i], tree[2 * i + 1]
+            tree[i] = a if a > c else c
+        self._tree = tree
+        self._cap = cap
+
+    def _block_max_changed(self, b: int, g: int) -> None:
+        """Block b's largest gap is now g: update the path to the root."""
+        tree = self._tree
+        i = self._cap + b
+        tree[i] = g
+        i >>= 1
+        while i:
+            a, c = tree[2 * i], tree[2 * i + 1]
+            m = a if a > c else c
+            if tree[i] == m:
+                break
+            tree[i] = m
+            i >>= 1
 
     def _set_gap(self, b: int, j: int) -> None:
         """Recompute vma_compute_gap of the VMA at (b, j) from its index predecessor."""
@@ -111,12 +143,18 @@ class VmaIndex:
         g = g - pe if g > pe else 0
         gaps = self._gaps[b]
         old = gaps[j]
+        if old == g:
+            return
         gaps[j] = g
         gm = self._gapmax[b]
-        if g > gm >= 0:
+        if g > gm:
             self._gapmax[b] = g
-        elif old == gm and g < old:
-            self._gapmax[b] = -1
+            self._block_max_changed(b, g)
+        elif old == gm:
+            m = max(gaps)
+            if m != gm:
+                self._gapmax[b] = m
+                self._block_max_changed(b, m)
 
     def _set_gap_after(self, b: int, j: int) -> None:
         """Recompute the gap of the VMA following position (b, j), if any."""
@@ -124,13 +162,6 @@ class VmaIndex:
             self._set_gap(b, j + 1)
         elif b + 1 < len(self._blocks):
             self._set_gap(b + 1, 0)
-
-    def _block_max(self, b: int) -> int:
-        g = self._gapmax[b]
-        if g < 0:
-            g = max(self._gaps[b])
-            self._gapmax[b] = g
-        return g
 
     # ---------------------------------------------------------------- updates
     def insert(self, vma: vm_area_struct) -> None:
@@ -143,6 +174,7 @@ class VmaIndex:
             self._firsts.append(start)
             self._gapmax.append(0)
             self._count = 1
+            self._rebuild()
             self._set_gap(0, 0)
             return
         b = bisect_right(self._firsts, start) - 1
@@ -162,11 +194,13 @@ class VmaIndex:
             half = len(ks) // 2
             blk = self._blocks[b]
             gaps = self._gaps[b]
+            lo, hi = gaps[:half], gaps[half:]
             self._blocks[b:b + 1] = [blk[:half], blk[half:]]
             self._keys[b:b + 1] = [ks[:half], ks[half:]]
-            self._gaps[b:b + 1] = [gaps[:half], gaps[half:]]
+            self._gaps[b:b + 1] = [lo, hi]
             self._firsts[b:b + 1] = [ks[0], ks[half]]
-            self._gapmax[b:b + 1] = [-1, -1]
+            self._gapmax[b:b + 1] = [max(lo), max(hi)]
+            self._rebuild()
 
     def remove(self, vma: vm_area_struct) -> None:
         """Drop ``vma``, found by its current vm_start."""
@@ -183,13 +217,17 @@ class VmaIndex:
         if not blk:
             del self._blocks[b], self._keys[b], self._gaps[b], self._firsts[b]
             del self._gapmax[b]
+            self._rebuild()
             if b < len(self._blocks):
                 self._set_gap(b, 0)
             return
         if j == 0:
             self._firsts[b] = ks[0]
         if old == self._gapmax[b]:
-            self._gapmax[b] = -1
+            m = max(gaps)
+            if m != old:
+                self._gapmax[b] = m
+                self._block_max_changed(b, m)
         if j < len(blk):
             self._set_gap(b, j)
         elif b + 1 < len(self._blocks):
@@ -200,9 +238,12 @@ class VmaIndex:
                 blk.extend(nxt)
                 ks.extend(self._keys[b + 1])
                 gaps.extend(self._gaps[b + 1])
+                g2 = self._gapmax[b + 1]
                 del self._blocks[b + 1], self._keys[b + 1], self._gaps[b + 1]
                 del self._firsts[b + 1], self._gapmax[b + 1]
-                self._gapmax[b] = -1
+                if g2 > self._gapmax[b]:
+                    self._gapmax[b] = g2
+                self._rebuild()
 
     def rekey(self, vma: vm_area_struct, old_start: int) -> None:
         """``vma->vm_start`` changed from ``old_start`` without changing the order."""
@@ -219,12 +260,25 @@ class VmaIndex:
         b, j = self._locate(vma.vm_start)
         self._set_gap(b, j)
 
-    def end_changed(self, vma: vm_area_struct) -> None:
-        """``vma->vm_end`` moved: the gap below its successor changed."""
-        b, j = self._locate(vma.vm_start)
-        self._set_gap_after(b, j)
-
     # ---------------------------------------------------------------- gap search
+    def _rightmost_block_fitting(self, b0: int, length: int) -> int:
+        """The highest block index <= b0 whose largest gap is >= length, or -1."""
+        if b0 < 0:
+            return -1
+        tree = self._tree
+        cap = self._cap
+        i = cap + b0
+        if tree[i] >= length:
+            return b0
+        while i > 1:
+            if i & 1 and tree[i - 1] >= length:
+                i -= 1
+                while i < cap:
+                    i = 2 * i + 1 if tree[2 * i + 1] >= length else 2 * i
+                return i - cap
+            i >>= 1
+        return -1
+
     def search_topdown(self, length: int, low_limit: int, high_limit: int
                        ) -> vm_area_struct | None:
         """The highest VMA whose gap below fits (unmapped_area_topdown's rbtree walk).
@@ -236,29 +290,23 @@ class VmaIndex:
         w = self.find(high_limit)
         if w is None:
             return None
+        # VMAs from w down all have gap_start <= high_limit (w's predecessor ends there)
         b, j = self._locate(w.vm_start)
-        blocks = self._blocks
-        while b >= 0:
-            blk = blocks[b]
-            if j < len(blk) - 1 or self._block_max(b) >= length:
-                gaps = self._gaps[b]
-                while j >= 0:
-                    if gaps[j] >= length:
-                        v = blk[j]
-                        gap_end = self._start_gap(v)
-                        if gap_end < low_limit:
-                            return None
-                        p = v.vm_prev
-                        gap_start = p.vm_end if p is not None else 0
-                        if gap_start <= high_limit:
-                            return v
-                    j -= 1
-            if self._start_gap(blk[0]) < low_limit:
+        gaps = self._gaps[b]
+        if max(gaps[:j + 1]) < length:
+            b = self._rightmost_block_fitting(b - 1, length)
+            if b < 0:
                 return None
-            b -= 1
-            if b >= 0:
-                j = len(blocks[b]) - 1
-        return None
+            gaps = self._gaps[b]
+            j = len(gaps) - 1
+        while gaps[j] < length:
+            j -= 1
+        v = self._blocks[b][j]
+        # The walk stops at the first gap ending below low_limit; gap ends only fall as
+        # it descends, so testing the first fitting gap is the same.
+        if self._start_gap(v) < low_limit:
+            return None
+        return v
 
     def search_bottomup(self, length: int, low_limit: int, high_limit: int
                         ) -> tuple[bool, vm_area_struct | None]:
@@ -279,7 +327,7 @@ class VmaIndex:
             p0 = blk[j].vm_prev
             if (p0.vm_end if p0 is not None else 0) > high_limit:
                 return False, None
-            if j > 0 or self._block_max(b) >= length:
+            if j > 0 or self._gapmax[b] >= length:
                 gaps = self._gaps[b]
                 n = len(blk)
                 while j < n:
@@ -294,3 +342,38 @@ class VmaIndex:
             b += 1
             j = 0
         return True, None
+
+    # ---------------------------------------------------------------- self-check
+    def validate(self) -> list[str]:
+        """validate_mm_rb's checks for this index: keys are the VMAs' starts in order, every
+        stored gap is vma_compute_gap, block maxima and the tree over them are exact."""
+        out: list[str] = []
+        prev_end = 0
+        prev_start = -1
+        for b, blk in enumerate(self._blocks):
+            if not blk:
+                out.append(f"block {b} is empty")
+                continue
+            if self._firsts[b] != blk[0].vm_start:
+                out.append(f"block {b}: head key {self._firsts[b]:#x} is stale")
+            for j, v in enumerate(blk):
+                if self._keys[b][j] != v.vm_start:
+                    out.append(f"key of {v} is {self._keys[b][j]:#x}")
+                if v.vm_start <= prev_start:
+                    out.append(f"{v} is out of order")
+                g = self._start_gap(v)
+                g = g - prev_end if g > prev_end else 0
+                if self._gaps[b][j] != g:
+                    out.append(f"gap below {v} is {self._gaps[b][j]:#x}, should be {g:#x}")
+                prev_end = v.vm_end
+                prev_start = v.vm_start
+            if self._gapmax[b] != max(self._gaps[b]):
+                out.append(f"block {b}: max gap {self._gapmax[b]:#x} is wrong")
+            if self._tree[self._cap + b] != self._gapmax[b]:
+                out.append(f"block {b}: tree leaf is stale")
+        for i in range(1, self._cap):
+            if self._tree[i] != max(self._tree[2 * i], self._tree[2 * i + 1]):
+                out.append(f"tree node {i} is not the max of its children")
+        if sum(len(blk) for blk in self._blocks) != self._count:
+            out.append("count is wrong")
+        return out
