@@ -89,20 +89,61 @@ def cmd_check(args: argparse.Namespace) -> int:
                 break
         results.append({"config": name, "steps": args.steps, "live_blocks": len(live),
                         "violations": violations[:10]})
+    results.append(_check_address_space(args.steps, args.seed))
     ok = all(not r["violations"] for r in results)
-    summary = {"ok": ok, "invariants": [f.__name__ for f in BUDDY_INVARIANTS],
+    from refmodel.specs.pagetable import PAGETABLE_INVARIANTS
+    from refmodel.specs.vma import VMA_INVARIANTS
+
+    names = [f.__name__ for f in (*BUDDY_INVARIANTS, *VMA_INVARIANTS, *PAGETABLE_INVARIANTS)]
+    summary = {"ok": ok, "invariants": names,
                "runs": results, "seconds": round(time.perf_counter() - t0, 3)}
     if args.json:
         _out(summary)
     else:
         for r in results:
             status = "ok" if not r["violations"] else "VIOLATED"
-            print(f"check {r['config']}: {r['steps']} steps, every buddy invariant after each "
+            print(f"check {r['config']}: {r['steps']} steps, every invariant after each "
                   f"step: {status}")
             for v in r["violations"]:
                 print(f"  {v}")
         print(f"invariants: {', '.join(summary['invariants'])}")  # type: ignore[arg-type]
     return 0 if ok else 1
+
+
+def _check_address_space(steps: int, seed: int) -> dict[str, object]:
+    """Deterministic mmap/munmap/mprotect calls on one mm (hinted, fixed and free placement,
+    partial overlaps), with the VMA, page-table and buddy invariants after every step."""
+    from refmodel.config import MachineConfig, MiB
+    from refmodel.machine import Machine
+    from refmodel.specs.buddy import check_buddy
+    from refmodel.specs.pagetable import check_pagetables
+    from refmodel.specs.vma import check_vma
+
+    rnd = _lcg(seed + 1)
+    m = Machine(MachineConfig(memory=64 * MiB))
+    mm = m.new_mm()
+    base = 0x7FFFF0000000
+    violations: list[str] = []
+    for _ in range(steps):
+        addr = base + rnd(256) * 4096
+        length = (1 + rnd(8)) * 4096
+        prot = (0, 1, 3, 5, 7)[rnd(5)]
+        kind = rnd(5)
+        if kind == 0:
+            m.mmap(mm, 0, length, prot, 0x22)  # MAP_PRIVATE|MAP_ANONYMOUS
+        elif kind == 1:
+            m.mmap(mm, addr, length, prot, 0x22 | (0x10, 0x100000, 0)[rnd(3)])
+        elif kind == 2:
+            m.munmap(mm, addr, length)
+        else:
+            m.mprotect(mm, addr, length, prot)
+        violations += [str(v) for v in check_vma(mm)]
+        violations += [str(v) for v in check_pagetables(m.pgdat, [mm])]
+        violations += [str(v) for v in check_buddy(m.pgdat)]
+        if violations:
+            break
+    return {"config": "address-space-64MiB", "steps": steps, "vmas": mm.map_count,
+            "violations": violations[:10]}
 
 
 def cmd_prove(args: argparse.Namespace) -> int:
