@@ -39,7 +39,7 @@ def test_check_passes(capsys: pytest.CaptureFixture[str]) -> None:
     code, out = run(capsys, "check", "--steps", "80", "--json")
     assert code == 0
     doc = json.loads(out)
-    assert doc["ok"] is True and len(doc["runs"]) == 2
+    assert doc["ok"] is True and len(doc["runs"]) == 3
     assert "no_unmerged_buddies" in doc["invariants"]
 
 
