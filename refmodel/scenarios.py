@@ -155,3 +155,28 @@ register(Scenario(
     "all three)",
     _mprotect,
 ))
+
+
+def _kmalloc() -> Callable[[], object]:
+    from refmodel.mm.slub import kfree, kmalloc, kmem_cache_init
+
+    kmem = kmem_cache_init(Machine(MachineConfig(memory=256 * MiB)).pgdat)
+    warm = kmalloc(kmem, 8, G.GFP_KERNEL)  # the page allocator's per-cpu list is warm
+    kfree(kmem, warm)
+
+    def run() -> object:
+        x = kmalloc(kmem, 100, G.GFP_KERNEL)  # kmalloc-128 has no slab yet: a new one
+        y = kmalloc(kmem, 100, G.GFP_KERNEL)  # the per-cpu free list: the fast path
+        kfree(kmem, y)  # back to the per-cpu free list head
+        kfree(kmem, x)
+        return None
+
+    return run
+
+
+register(Scenario(
+    "kmalloc",
+    "kmalloc from an empty kmalloc-128 (slow path down to new_slab → allocate_slab → "
+    "alloc_pages), then the fast path, then two kfree into the cpu slab",
+    _kmalloc,
+))

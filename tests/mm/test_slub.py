@@ -1,0 +1,257 @@
+"""5.10-exact behaviour of SLUB (mm/slub.c) with one CPU, and its state machine."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from refmodel.bugs import KernelBug
+from refmodel.config import MachineConfig, MiB
+from refmodel.machine import Machine
+from refmodel.mm import gfp as G
+from refmodel.mm.page_alloc import page_offset, virt_to_page
+from refmodel.mm.slub import (
+    get_freepointer,
+    kfree,
+    kmalloc,
+    kmalloc_index,
+    kmem_cache_alloc,
+    kmem_cache_create,
+    kmem_cache_destroy,
+    kmem_cache_free,
+    kmem_cache_init,
+    kmem_state,
+)
+from refmodel.mm.types import PageFlags
+from refmodel.specs.buddy import buddy_state, check_buddy
+from refmodel.specs.slab import check_slab, slab_state
+
+# /proc/slabinfo of a one-CPU 5.10 kernel: objects per slab and pages per slab.
+KMALLOC_GEOMETRY = {
+    "kmalloc-8": (512, 1), "kmalloc-16": (256, 1), "kmalloc-32": (128, 1),
+    "kmalloc-64": (64, 1), "kmalloc-96": (42, 1), "kmalloc-128": (32, 1),
+    "kmalloc-192": (21, 1), "kmalloc-256": (16, 1), "kmalloc-512": (8, 1),
+    "kmalloc-1k": (8, 2), "kmalloc-2k": (8, 4), "kmalloc-4k": (8, 8), "kmalloc-8k": (4, 8),
+}
+
+
+@pytest.fixture
+def kmem() -> kmem_state:
+    return kmem_cache_init(Machine(MachineConfig(memory=128 * MiB)).pgdat)
+
+
+def test_kmalloc_caches_have_5_10_objects_per_slab_and_order(kmem: kmem_state) -> None:
+    got = {s.name: (s.objects, 1 << s.order) for s in kmem.kmalloc_caches.values()}
+    assert got == KMALLOC_GEOMETRY
+    k96 = kmem.kmalloc_caches[1]
+    assert (k96.min_partial, k96.cpu_partial, k96.offset) == (5, 30, 48)  # mid-object pointer
+    assert kmem.kmalloc_caches[13].cpu_partial == 2
+
+
+@pytest.mark.parametrize(("size", "index"), [(1, 3), (8, 3), (9, 4), (64, 6), (65, 1), (96, 1),
+                                             (97, 7), (129, 2), (192, 2), (193, 8), (8192, 13)])
+def test_kmalloc_index_has_the_96_and_192_byte_classes(size: int, index: int) -> None:
+    assert kmalloc_index(size) == index
+
+
+def test_first_objects_of_a_new_cache_come_in_ascending_order(kmem: kmem_state) -> None:
+    s = kmem_cache_create(kmem, "test_obj", 200)
+    assert s is not None and s.size == 200 and s.objects == 20
+    objs = [kmem_cache_alloc(kmem, s, G.GFP_KERNEL) for _ in range(s.objects)]
+    assert objs == [objs[0] + i * 200 for i in range(s.objects)]
+    page = virt_to_page(kmem.pgdat, objs[0])
+    assert page.flags & PageFlags.PG_slab
+    nxt = kmem_cache_alloc(kmem, s, G.GFP_KERNEL)
+    assert virt_to_page(kmem.pgdat, nxt) is not page  # the slab was full: a new one
+    assert check_slab(kmem) == []
+
+
+def test_a_freed_object_is_the_next_one_handed_out(kmem: kmem_state) -> None:
+    a = kmalloc(kmem, 64, G.GFP_KERNEL)
+    b = kmalloc(kmem, 64, G.GFP_KERNEL)
+    kfree(kmem, a)
+    assert kmalloc(kmem, 64, G.GFP_KERNEL) == a
+    kfree(kmem, b)
+    kfree(kmem, a)
+    assert kmalloc(kmem, 60, G.GFP_KERNEL) == a
+    assert kmalloc(kmem, 33, G.GFP_KERNEL) == b
+
+
+def test_free_pointer_is_stored_in_the_free_objects_bytes(kmem: kmem_state) -> None:
+    a = kmalloc(kmem, 128, G.GFP_KERNEL)
+    b = kmalloc(kmem, 128, G.GFP_KERNEL)
+    kfree(kmem, b)
+    kfree(kmem, a)
+    s = kmem.kmalloc_caches[7]
+    phys = a + s.offset - page_offset(kmem.pgdat)
+    word = int.from_bytes(kmem.pgdat.page_data[phys >> 12][phys & 0xFFF:(phys & 0xFFF) + 8],
+                          "little")
+    assert word == b == get_freepointer(kmem, s, a)
+
+
+def test_kzalloc_zeroes_the_reused_object(kmem: kmem_state) -> None:
+    a = kmalloc(kmem, 32, G.GFP_KERNEL)
+    kfree(kmem, a)
+    b = kmalloc(kmem, 32, G.GFP_KERNEL | G.__GFP_ZERO)
+    assert b == a
+    phys = a - page_offset(kmem.pgdat)
+    assert bytes(kmem.pgdat.page_data[phys >> 12][phys & 0xFFF:(phys & 0xFFF) + 32]) == bytes(32)
+
+
+def test_kmalloc_above_8k_takes_compound_pages(kmem: kmem_state) -> None:
+    x = kmalloc(kmem, 8193, G.GFP_KERNEL)
+    page = virt_to_page(kmem.pgdat, x)
+    assert page.flags & PageFlags.PG_head and kmem.pgdat.allocated[page.pfn] == 2
+    kfree(kmem, x)
+    assert page.pfn not in kmem.pgdat.allocated
+
+
+def test_zero_size_kmalloc_returns_zero_size_ptr(kmem: kmem_state) -> None:
+    assert kmalloc(kmem, 0, G.GFP_KERNEL) == 16
+    kfree(kmem, 16)
+    kfree(kmem, 0)
+
+
+def test_caches_of_the_same_size_merge_but_not_with_kmalloc(kmem: kmem_state) -> None:
+    a = kmem_cache_create(kmem, "a", 100)
+    b = kmem_cache_create(kmem, "b", 100)
+    c = kmem_cache_create(kmem, "c", 100, ctor=True)
+    assert a is b and a is not None and a.refcount == 2 and c is not a
+    assert a is not kmem.kmalloc_caches[7]
+
+
+@pytest.mark.parametrize("kind", ["double", "wrong_cache", "not_kmalloced", "inside_object"])
+def test_bad_free_raises_the_named_check_and_changes_nothing(kmem: kmem_state,
+                                                             kind: str) -> None:
+    s = kmem_cache_create(kmem, "objs", 200)
+    t = kmem_cache_create(kmem, "other", 300)
+    assert s is not None and t is not None
+    x = kmem_cache_alloc(kmem, s, G.GFP_KERNEL)
+    y = kmalloc(kmem, 64, G.GFP_KERNEL)
+    kmem_cache_alloc(kmem, s, G.GFP_KERNEL)
+    if kind == "double":
+        kfree(kmem, y)
+    before, buddy_before = slab_state(kmem), buddy_state(kmem.pgdat)
+    with pytest.raises(KernelBug) as exc:
+        if kind == "double":
+            kfree(kmem, y)
+        elif kind == "wrong_cache":
+            kmem_cache_free(kmem, t, x)
+        elif kind == "not_kmalloced":
+            kfree(kmem, page_offset(kmem.pgdat) + 0x2400000)
+        else:
+            kfree(kmem, x + 8)
+    check = {"double": "double free", "wrong_cache": "Wrong slab cache",
+             "not_kmalloced": "PageCompound", "inside_object": "check_valid_pointer"}[kind]
+    assert check in str(exc.value)
+    assert slab_state(kmem) == before and buddy_state(kmem.pgdat) == buddy_before
+
+
+def test_destroying_a_cache_with_objects_keeps_it(kmem: kmem_state) -> None:
+    s = kmem_cache_create(kmem, "busy", 64, flags=0x00040000 * 0)
+    assert s is not None
+    x = kmem_cache_alloc(kmem, s, G.GFP_KERNEL)
+    with pytest.raises(KernelBug, match="still has objects"):
+        kmem_cache_destroy(kmem, s)
+    kmem_cache_free(kmem, s, x)
+    free_before = sum(z.nr_free_pages for z in kmem.pgdat.node_zones)
+    kmem_cache_destroy(kmem, s)
+    assert s not in kmem.slab_caches
+    assert sum(z.nr_free_pages for z in kmem.pgdat.node_zones) >= free_before
+    assert check_slab(kmem) == [] and check_buddy(kmem.pgdat) == []
+
+
+def test_empty_slabs_are_discarded_only_beyond_min_partial(kmem: kmem_state) -> None:
+    s = kmem_cache_create(kmem, "disc", 1024)
+    assert s is not None and s.min_partial == 5 and s.objects == 8
+    objs = [kmem_cache_alloc(kmem, s, G.GFP_KERNEL) for _ in range(8 * 12)]
+    for x in objs:
+        kmem_cache_free(kmem, s, x)
+    assert check_slab(kmem) == []
+    assert s.node.nr_slabs <= 12 and s.node.nr_partial >= s.min_partial
+
+
+GFP_ZERO = G.__GFP_ZERO  # names with __ are mangled inside class bodies
+
+
+class SlabMachine(RuleBasedStateMachine):
+    """kmalloc/kfree of every size class and beyond, caches, bad frees; slab and buddy
+    invariants after every step."""
+
+    @initialize()
+    def boot(self) -> None:
+        self.kmem = kmem_cache_init(Machine(MachineConfig(memory=64 * MiB)).pgdat)
+        self.live: list[int] = []
+        self.freed: list[int] = []
+        self.cache = kmem_cache_create(self.kmem, "sm", 72)
+        self.cache_objs: list[int] = []
+
+    @invariant()
+    def slab_and_buddy_invariants_hold(self) -> None:
+        if not hasattr(self, "kmem"):
+            return
+        v = check_slab(self.kmem) + check_buddy(self.kmem.pgdat)
+        assert not v, "\n".join(map(str, v))
+
+    @rule(size=st.one_of(st.integers(1, 8192), st.integers(8193, 40000)), n=st.integers(1, 30),
+          zero=st.booleans())
+    def kmalloc_some(self, size: int, n: int, zero: bool) -> None:
+        for _ in range(n):
+            x = kmalloc(self.kmem, size, G.GFP_KERNEL | (GFP_ZERO if zero else 0))
+            if x:
+                assert x not in self.live
+                self.live.append(x)
+
+    @rule(data=st.data())
+    def kfree_some(self, data: st.DataObject) -> None:
+        if self.live:
+            k = data.draw(st.integers(1, len(self.live)))
+            for _ in range(k):
+                x = self.live.pop(data.draw(st.integers(0, len(self.live) - 1)))
+                kfree(self.kmem, x)
+                self.freed.append(x)
+
+    @rule(n=st.integers(1, 40))
+    def cache_alloc(self, n: int) -> None:
+        assert self.cache is not None
+        for _ in range(n):
+            x = kmem_cache_alloc(self.kmem, self.cache, G.GFP_KERNEL)
+            if x:
+                self.cache_objs.append(x)
+
+    @rule(data=st.data())
+    def cache_free(self, data: st.DataObject) -> None:
+        assert self.cache is not None
+        if self.cache_objs:
+            x = self.cache_objs.pop(data.draw(st.integers(0, len(self.cache_objs) - 1)))
+            kmem_cache_free(self.kmem, self.cache, x)
+
+    @rule(data=st.data())
+    def bad_free_is_refused(self, data: st.DataObject) -> None:
+        stale = [x for x in self.freed if x not in self.live and x not in self.cache_objs]
+        if not stale:
+            return
+        x = data.draw(st.sampled_from(stale))
+        before = slab_state(self.kmem)
+        with pytest.raises(KernelBug):
+            kfree(self.kmem, x)
+        assert slab_state(self.kmem) == before
+
+
+TestSlabMachine = SlabMachine.TestCase
+
+
+def test_kmem_cache_alloc_and_free_chains_are_slab_alloc_and_slab_free(kmem: kmem_state) -> None:
+    from refmodel.trace import Tracer
+
+    s = kmem_cache_create(kmem, "chain", 256)
+    assert s is not None
+    with Tracer() as t:
+        x = kmem_cache_alloc(kmem, s, G.GFP_KERNEL)
+        kmem_cache_free(kmem, s, x)
+    alloc, free = t.roots
+    assert alloc.path_to("alloc_pages") == [
+        "kmem_cache_alloc", "slab_alloc", "slab_alloc_node", "__slab_alloc", "___slab_alloc",
+        "new_slab_objects", "new_slab", "allocate_slab", "alloc_slab_page", "alloc_pages"]
+    assert free.path_to("do_slab_free") == ["kmem_cache_free", "slab_free", "do_slab_free"]
