@@ -220,7 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Each module has add_subcommands(sub: argparse._SubParsersAction) -> None and sets
 # ``fn`` (taking the Namespace, returning the exit status) on its parsers.
-SUBCOMMAND_MODULES: tuple[str, ...] = ("refmodel.kerneldiff.cli",)
+SUBCOMMAND_MODULES: tuple[str, ...] = ("refmodel.kerneldiff.cli", "refmodel.conformance.cli",
+                                      "refmodel.conformance.grade_cli")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

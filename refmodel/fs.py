@@ -7,11 +7,32 @@ cache, writeback and permissions beyond the open mode are out of scope.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from refmodel.mm.mman import vm_globals
+    from refmodel.mm.types import Page
+
+
+@dataclass(slots=True, eq=False)
+class address_space:
+    """struct address_space (include/linux/fs.h): a file's page cache.
+
+    ``i_pages`` is the xarray (page index -> page); ``nrpages`` its size. ``evict`` is the
+    inode's final release (iput_final -> evict -> truncate_inode_pages_final), wired by
+    whoever fills the cache first (mm/filemap.c, mm/shmem.c), so fput needs no import of
+    mm/. ``swapbacked`` marks a shmem mapping (mapping_gfp_mask and PG_swapbacked pages).
+    """
+
+    i_pages: dict[int, Page] = field(default_factory=dict)
+    nrpages: int = 0
+    swapbacked: bool = False
+    evict: Callable[[address_space], None] | None = None
+
+    def __repr__(self) -> str:
+        return f"address_space(nrpages={self.nrpages})"
 
 FMODE_READ = 0x1
 FMODE_WRITE = 0x2
@@ -37,6 +58,10 @@ class file:
     # by shmem_unacct_size when the last reference goes (shmem_evict_inode)
     shmem_acct: int = 0
     acct_to: vm_globals | None = None
+    # The file's contents on "disk" (model-only; readpage copies from it, writeback to it)
+    # and its page cache (f_mapping == inode->i_mapping: one per file object here).
+    data: bytearray = field(default_factory=bytearray)
+    f_mapping: address_space = field(default_factory=address_space)
 
     def __repr__(self) -> str:
         return f"file({self.name!r}, size={self.size:#x})"
@@ -55,3 +80,5 @@ def fput(f: file) -> None:
     if f.f_count == 0 and f.shmem_acct and f.acct_to is not None:
         f.acct_to.vm_committed_as -= f.shmem_acct
         f.shmem_acct = 0
+    if f.f_count == 0 and f.f_mapping.evict is not None:
+        f.f_mapping.evict(f.f_mapping)  # the last reference: the inode goes, its cache too

@@ -1,16 +1,20 @@
-"""One Machine: boots physical memory, owns the allocator, and (later) tasks and syscalls.
+"""One Machine: boots physical memory, owns the allocator, tasks, files and syscalls.
 
 Kernel functions named with a leading ``__`` are imported under other names here: Python
 mangles such names inside class bodies."""
 
 from __future__ import annotations
 
+from refmodel.arch.x86.fault import SigInfo
 from refmodel.arch.x86.mmap import setup_new_exec_layout
 from refmodel.arch.x86.pgtable import pgd_alloc
 from refmodel.arch.x86.sys_x86_64 import sys_mmap
 from refmodel.bugs import KernelBug
 from refmodel.config import BuddyConfig, MachineConfig
-from refmodel.fs import file
+from refmodel.fs import address_space, file, fput
+from refmodel.kernel.exit import do_exit
+from refmodel.kernel.fork import dup_mm
+from refmodel.mm.filemap import filemap_write_and_wait
 from refmodel.mm.mm_types import mm_struct
 from refmodel.mm.mman import vm_globals
 from refmodel.mm.mmap import sys_brk, sys_munmap
@@ -19,7 +23,9 @@ from refmodel.mm.mprotect import sys_mprotect
 from refmodel.mm.page_alloc import __free_pages as _free_pages_of_page
 from refmodel.mm.page_alloc import alloc_pages
 from refmodel.mm.page_alloc_init import boot_node, boot_standalone
+from refmodel.mm.truncate import truncate_inode_pages_final
 from refmodel.mm.types import Page
+from refmodel.task import Task, user_read, user_write
 
 
 class Machine:
@@ -30,6 +36,11 @@ class Machine:
         self.pgdat: pglist_data = boot_node(self.config)
         # mm/'s machine-wide globals (sysctls, vm_committed_as), shared by this Machine's mms
         self.vm_globals = vm_globals(totalram_pages=self.pgdat.totalram_pages)
+        # Tasks by pid (live ones only) and the files the machine has created and not
+        # released (the creator's reference).
+        self.tasks: dict[int, Task] = {}
+        self.next_pid = 1
+        self.files: list[file] = []
 
     # The allocator, by pfn, for tools and tests.
     def alloc_pages(self, gfp_mask: int, order: int) -> Page | None:
@@ -50,6 +61,82 @@ class Machine:
             raise MemoryError("pgd_alloc failed for a new mm")
         setup_new_exec_layout(mm)
         return mm
+
+    # Tasks: spawn (a fresh process as exec leaves it), fork, exit.
+    def spawn(self, comm: str = "init") -> Task:
+        """A new task with a fresh address space (new_mm)."""
+        t = Task(self.next_pid, comm, self.new_mm())
+        self.next_pid += 1
+        self.tasks[t.pid] = t
+        return t
+
+    def fork(self, task: Task) -> Task | int:
+        """fork(2) for the memory side: the child's mm is dup_mm(parent's); the child task,
+        or -ENOMEM."""
+        if task.mm is None:
+            raise ValueError(f"{task} has exited")
+        mm = dup_mm(task.mm)
+        if mm is None:
+            return -12
+        child = Task(self.next_pid, task.comm, mm)
+        self.next_pid += 1
+        self.tasks[child.pid] = child
+        return child
+
+    def exit(self, task: Task) -> None:
+        """exit(2): do_exit tears the address space down; the task is gone."""
+        if task.mm is None:
+            raise ValueError(f"{task} has exited")
+        mm, task.mm = task.mm, None
+        do_exit(mm)
+        self.tasks.pop(task.pid, None)
+
+    # User memory, through the page tables: bytes, or the signal the access raised.
+    def read(self, task: Task, addr: int, n: int) -> bytes | SigInfo:
+        """Load n bytes at addr as the task would (faults taken on the way)."""
+        if task.mm is None:
+            raise ValueError(f"{task} has exited")
+        return user_read(self.pgdat, task.mm, addr & _ULONG, n)
+
+    def write(self, task: Task, addr: int, data: bytes) -> int | SigInfo:
+        """Store data at addr as the task would: the bytes stored, or the signal."""
+        if task.mm is None:
+            raise ValueError(f"{task} has exited")
+        return user_write(self.pgdat, task.mm, addr & _ULONG, data)
+
+    def fetch(self, task: Task, addr: int, n: int) -> bytes | SigInfo:
+        """An instruction fetch of n bytes at addr (X86_PF_INSTR faults)."""
+        if task.mm is None:
+            raise ValueError(f"{task} has exited")
+        return user_read(self.pgdat, task.mm, addr & _ULONG, n, instr=True)
+
+    def access(self, task: Task, addr: int, n: int = 1, write: bool = False,
+               data: bytes | None = None) -> bytes | int | SigInfo:
+        """Read n bytes, or write ``data`` (write=True), as the task would."""
+        if write:
+            return self.write(task, addr, data if data is not None else bytes(n))
+        return self.read(task, addr, n)
+
+    # Files: contents on the model's "disk", a page cache filled on fault.
+    def create_file(self, name: str, data: bytes, size: int | None = None) -> file:
+        """A regular file holding ``data`` (size defaults to len(data)). The machine keeps
+        one reference until release_file; the page cache goes when the last one does."""
+        f = file(name, len(data) if size is None else size, data=bytearray(data))
+        pgdat = self.pgdat
+
+        def evict(mapping: address_space) -> None:  # iput_final: write back, then evict
+            filemap_write_and_wait(pgdat, f)
+            truncate_inode_pages_final(pgdat, mapping)
+
+        f.f_mapping.evict = evict
+        self.files.append(f)
+        return f
+
+    def release_file(self, f: file) -> None:
+        """Drop the machine's reference (close + unlink): once no VMA maps the file either,
+        its dirty pages are written back and its page cache is freed."""
+        self.files.remove(f)
+        fput(f)
 
     def mmap(self, mm: mm_struct, addr: int, length: int, prot: int, flags: int,
              fd: int | file = -1, offset: int = 0) -> int:

@@ -180,3 +180,55 @@ register(Scenario(
     "alloc_pages), then the fast path, then two kfree into the cpu slab",
     _kmalloc,
 ))
+
+
+def _cow() -> Callable[[], object]:
+    from refmodel.mm.mman import MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE
+    from refmodel.task import Task
+
+    m = Machine(MachineConfig(memory=64 * MiB))
+    parent = m.spawn()
+    assert parent.mm is not None
+    addr = m.mmap(parent.mm, 0, 0x1000, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+    m.write(parent, addr, b"before fork")
+    child = m.fork(parent)
+    assert isinstance(child, Task)
+    return lambda: m.write(child, addr, b"after")
+
+
+register(Scenario(
+    "cow",
+    "a write after fork in the child: exc_page_fault → handle_page_fault → "
+    "do_user_addr_fault → handle_mm_fault → __handle_mm_fault → handle_pte_fault → "
+    "do_wp_page → wp_page_copy (page_count 2: copy) → alloc_page_vma → alloc_pages_vma → "
+    "the buddy allocator's rmqueue",
+    _cow,
+))
+
+
+def _fork_exit() -> Callable[[], object]:
+    from refmodel.mm.mman import MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE
+    from refmodel.task import Task
+
+    m = Machine(MachineConfig(memory=64 * MiB))
+    parent = m.spawn()
+    assert parent.mm is not None
+    addr = m.mmap(parent.mm, 0, 0x2000, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+    m.write(parent, addr, b"x")
+
+    def run() -> object:
+        child = m.fork(parent)
+        assert isinstance(child, Task)
+        m.exit(child)
+        return None
+
+    return run
+
+
+register(Scenario(
+    "fork-exit",
+    "fork of a one-page process (dup_mm → dup_mmap → copy_page_range, the pte "
+    "write-protected in both) and the child's exit (exit_mmap → unmap_vmas → zap_pte_range "
+    "→ free_pgtables → pgd_free)",
+    _fork_exit,
+))

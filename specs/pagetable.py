@@ -19,11 +19,13 @@ from refmodel.arch.x86.pgtable import (
     swapper_pg_dir_entries,
 )
 from refmodel.arch.x86.pgtable_types import (
+    _PAGE_SPECIAL,
     _PAGE_TABLE,
     PAGE_SHIFT,
     PGD_KERNEL_START,
     PTE_PFN_MASK,
 )
+from refmodel.mm.memory import ZERO_PFN
 from refmodel.mm.mm_types import mm_struct
 from refmodel.mm.mmzone import pglist_data
 from refmodel.mm.types import PageState, PageType
@@ -86,8 +88,9 @@ def user_table_tree(pgdat: pglist_data, mm: mm_struct) -> TableTree:
         tree.tables[pfn] = level
         descend(pfn, depth, base)
 
-    for idx in range(PGD_KERNEL_START):
-        val = pgdat.pgtables.get(mm.pgd, {}).get(idx, 0)
+    pgd_entries = pgdat.pgtables.get(mm.pgd, {})
+    for idx in sorted(i for i in pgd_entries if i < PGD_KERNEL_START):
+        val = pgd_entries[idx]
         if val:
             base = idx << pgd_shift
             if val & ~PTE_PFN_MASK != _PAGE_TABLE:
@@ -152,6 +155,7 @@ def table_entries_well_formed(pgdat: pglist_data, mms: Sequence[mm_struct],
     """Every non-empty entry above the pte level is a _PAGE_TABLE entry (P|RW|U|A|D) for a
     table below; pgd slots 256..272 are empty and 273..511 are swapper_pg_dir's."""
     v = []
+    kernel_half: dict[int, dict[int, int]] = {}  # levels -> the kernel half every pgd has
     for n, tree in enumerate(_trees(pgdat, mms, trees)):
         v += [Violation("table_entries_well_formed", f"mm #{n}: {m}") for m in tree.malformed]
         mm = tree.mm
@@ -159,6 +163,13 @@ def table_entries_well_formed(pgdat: pglist_data, mms: Sequence[mm_struct],
             continue
         pgd = pgdat.pgtables.get(mm.pgd, {})
         boundary = KERNEL_PGD_BOUNDARY(mm.paging_levels)
+        want_half = kernel_half.get(mm.paging_levels)
+        if want_half is None:
+            swapper = swapper_pg_dir_entries(mm.paging_levels, pgdat.node_spanned_pages)
+            want_half = {i: e for i, e in swapper.items() if i >= boundary and e}
+            kernel_half[mm.paging_levels] = want_half
+        if {i: e for i, e in pgd.items() if i >= PGD_KERNEL_START} == want_half:
+            continue  # the common case, compared at once; the loop below names the slots
         swapper = swapper_pg_dir_entries(mm.paging_levels, pgdat.node_spanned_pages)
         for idx in range(PGD_KERNEL_START, 512):
             want = swapper.get(idx, 0) if idx >= boundary else 0
@@ -207,11 +218,14 @@ def present_leaves_map_allocated_pages(pgdat: pglist_data,
                                        mms: Sequence[mm_struct],
         trees: list[TableTree] | None = None) -> list[Violation]:
     """Every present pte maps a pfn that is allocated with a reference held (never a free
-    buddy or per-cpu page) and is not itself a page table."""
+    buddy or per-cpu page) and is not itself a page table; the one exception is a special
+    pte of the shared zero page (a reserved page in the kernel image)."""
     v = []
     for n, tree in enumerate(_trees(pgdat, mms, trees)):
         for addr, pte in tree.leaves:
             pfn = pte_pfn(pte)
+            if pfn == ZERO_PFN and pte & _PAGE_SPECIAL:
+                continue
             page = pgdat.mem_map.get(pfn)
             if page is None or page.state is not PageState.ALLOCATED or page._refcount < 1:
                 st = "untouched" if page is None else f"{page.state.name}, ref {page._refcount}"

@@ -182,14 +182,20 @@ def vm_page_prot_agrees_with_flags(mm: mm_struct) -> list[Violation]:
 
 
 def would_merge(a: vm_area_struct, b: vm_area_struct) -> bool:
-    """Would 5.10's vma_merge join b onto a (adjacent, same flags but soft-dirty, same
-    file, contiguous pgoff, compatible anon_vma, not VM_SPECIAL)?"""
+    """Would 5.10's vma_merge join b onto a whatever the operation (adjacent, same flags
+    but soft-dirty, same file, contiguous pgoff, no anon_vma on either side, not
+    VM_SPECIAL)?"""
     return (a.vm_end == b.vm_start
             and not a.vm_flags & VM_SPECIAL
             and not (a.vm_flags ^ b.vm_flags) & ~VM_SOFTDIRTY
             and a.vm_file is b.vm_file
             and a.vm_pgoff + ((a.vm_end - a.vm_start) >> PAGE_SHIFT) == b.vm_pgoff
-            and (a.anon_vma is None or b.anon_vma is None or a.anon_vma is b.anon_vma))
+            # is_mergeable_anon_vma: when only one side has an anon_vma, whether 5.10
+            # merges depends on which side the operation changed (the other side's
+            # anon_vma_chain must be singular, and an empty one is not); and a later fault
+            # may give the other side the same anon_vma (find_mergeable_anon_vma) without
+            # merging anything. Only neighbours with no anon_vma at all must be merged.
+            and a.anon_vma is None and b.anon_vma is None)
 
 
 def mergeable_neighbours_are_merged(mm: mm_struct) -> list[Violation]:

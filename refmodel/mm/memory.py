@@ -7,6 +7,11 @@ the entry (under the page-table lock in 5.10), account it in mm->pgtables_bytes 
 the entry, or free the new table if the entry was filled meanwhile. free_pgd_range and its
 per-level helpers free the tables a range no longer needs.
 
+Issue 6 adds the pages behind the ptes: vm_normal_page, the mm counters (rss_stat), unmapping
+(unmap_vmas → unmap_single_vma → unmap_page_range → zap_p4d/pud/pmd/pte_range, pages freed
+through the mmu_gather) and fork's copy_page_range → copy_p4d/pud/pmd/pte_range →
+copy_present_pte. The fault handlers of mm/memory.c are in refmodel.mm.memory_fault.
+
 Locks and barriers are not modelled (one CPU). VMAs come with mmap, so free_pgtables takes
 the VMA list as sorted (vm_start, vm_end) ranges (no hugetlb VMAs; unlink_anon_vmas and
 unlink_file_vma have nothing to do yet).
@@ -39,7 +44,11 @@ from refmodel.arch.x86.pgtable import (
     pte_alloc_one,
     pte_free,
     pte_free_tlb,
+    pte_mkclean,
+    pte_mkold,
     pte_offset_map,
+    pte_wrprotect,
+    ptep_set_wrprotect,
     pud_addr_end,
     pud_alloc_one,
     pud_clear,
@@ -49,6 +58,7 @@ from refmodel.arch.x86.pgtable import (
     pud_offset,
     pud_populate,
     read_entry,
+    set_pte_at,
 )
 from refmodel.arch.x86.pgtable import (
     p4d_clear as _p4d_clear,
@@ -75,26 +85,53 @@ from refmodel.arch.x86.pgtable import (
     pud_present as _pud_present,
 )
 from refmodel.arch.x86.pgtable_types import (
+    _PAGE_ACCESSED,
+    _PAGE_DIRTY,
+    _PAGE_KNL_ERRATUM_MASK,
+    _PAGE_PRESENT,
+    _PAGE_PROTNONE,
+    _PAGE_RW,
+    _PAGE_SPECIAL,
     ENTRY_SIZE,
     MASK64,
     P4D_MASK,
+    PAGE_MASK,
     PAGE_SHIFT,
+    PAGE_SIZE,
     PGDIR_MASK,
     PMD_MASK,
     PMD_SIZE,
+    PTE_PFN_MASK,
     PTRS_PER_PMD,
     PTRS_PER_PTE,
     PTRS_PER_PUD,
     PUD_MASK,
 )
+from refmodel.bugs import KernelBug
+from refmodel.config import KERNEL_START_PFN
 from refmodel.errno import Errno
-from refmodel.mm.mm_types import mm_struct
-from refmodel.mm.mmu_gather import mmu_gather
+from refmodel.mm.mm_types import mm_struct, vm_area_struct
+from refmodel.mm.mmu_gather import __tlb_remove_page_size, mmu_gather, tlb_flush_mmu
 from refmodel.mm.mmzone import pfn_to_page, pglist_data
+from refmodel.mm.page_alloc import free_the_page, put_page_testzero
+from refmodel.mm.page_writeback import set_page_dirty
+from refmodel.mm.rmap import page_dup_rmap, page_remove_rmap
+from refmodel.mm.swap import mark_page_accessed
+from refmodel.mm.types import PAGE_MAPPING_ANON, Page, PageFlags
+from refmodel.mm.vm_flags import (
+    VM_HUGETLB,
+    VM_MAYWRITE,
+    VM_MIXEDMAP,
+    VM_PFNMAP,
+    VM_SEQ_READ,
+    VM_SHARED,
+)
 from refmodel.trace import kernel
 
 F = "mm/memory.c"
 MM_H = "include/linux/mm.h"
+LINUX_PGT_H = "include/linux/pgtable.h"
+PG_swapbacked = int(PageFlags.PG_swapbacked)
 ENOMEM = int(Errno.ENOMEM)
 
 
@@ -395,3 +432,429 @@ def free_pgtables(pgdat: pglist_data, tlb: mmu_gather, vmas: list[tuple[int, int
         free_pgd_range(pgdat, tlb, addr, vm_end, floor, nxt)
         i = j + 1
 
+
+
+# --------------------------------------------------------------------------------------------
+# Pages behind ptes, and the mm counters (mm/memory.c, include/linux/mm.h, 5.10)
+
+MM_FILEPAGES = 0
+MM_ANONPAGES = 1
+MM_SWAPENTS = 2
+MM_SHMEMPAGES = 3
+NR_MM_COUNTERS = 4
+
+# empty_zero_page (arch/x86/kernel/head_64.S, in .bss..page_aligned of the kernel image):
+# the model places it at a fixed pfn inside the reserved kernel image, below the pfns where
+# swapper_pg_dir's lower tables sit (refmodel.arch.x86.pgtable.SWAPPER_TABLES_PFN).
+ZERO_PFN = KERNEL_START_PFN + 0x400
+
+
+@kernel(LINUX_PGT_H)
+def my_zero_pfn(addr: int) -> int:
+    """Models include/linux/pgtable.h:my_zero_pfn (no coloured zero pages on x86)."""
+    return ZERO_PFN
+
+
+@kernel(LINUX_PGT_H)
+def is_zero_pfn(pfn: int) -> bool:
+    return pfn == ZERO_PFN
+
+
+@kernel(MM_H)
+def is_cow_mapping(flags: int) -> bool:
+    """Models include/linux/mm.h:is_cow_mapping: private and may be written."""
+    return (flags & (VM_SHARED | VM_MAYWRITE)) == VM_MAYWRITE
+
+
+@kernel(F)
+def vm_normal_page(pgdat: pglist_data, vma: vm_area_struct, addr: int, pte: int) -> Page | None:
+    """Models mm/memory.c:vm_normal_page (CONFIG_ARCH_HAS_PTE_SPECIAL): the struct page
+    behind a present pte, or None for a special pte (the zero page, VM_PFNMAP)."""
+    if pte & _PAGE_PRESENT:
+        pfn = (pte & PTE_PFN_MASK) >> PAGE_SHIFT
+    else:  # pte_pfn of a PROT_NONE pte: the pfn is stored inverted (L1TF)
+        pfn = ((pte ^ MASK64) & PTE_PFN_MASK) >> PAGE_SHIFT
+    if pte & _PAGE_SPECIAL:
+        if vma.vm_flags & (VM_PFNMAP | VM_MIXEDMAP):
+            return None
+        if pfn == ZERO_PFN:
+            return None
+        raise KernelBug("print_bad_pte", f"special pte {pte:#x} at {addr:#x} in {vma}")
+    page = pgdat.mem_map.get(pfn)
+    if page is None:
+        page = pfn_to_page(pgdat, pfn)
+    return page
+
+
+@kernel(MM_H)
+def get_page(page: Page) -> None:
+    """Models include/linux/mm.h:get_page: one more reference (the page must hold one)."""
+    if page._refcount <= 0:
+        raise KernelBug("VM_BUG_ON_PAGE(page_ref_zero_or_close_to_overflow(page))",
+                        f"pfn {page.pfn:#x}")
+    page._refcount += 1
+
+
+@kernel(MM_H)
+def put_page(pgdat: pglist_data, page: Page) -> None:
+    """Models include/linux/mm.h:put_page: drop a reference; the last one frees the page
+    (__put_page → __put_single_page → free_unref_page for an order-0 page)."""
+    if put_page_testzero(page):
+        free_the_page(pgdat, page, 0)
+
+
+@kernel(MM_H)
+def mm_counter_file(page: Page) -> int:
+    """Models include/linux/mm.h:mm_counter_file: shmem pages count as MM_SHMEMPAGES."""
+    return MM_SHMEMPAGES if page.flags & PG_swapbacked else MM_FILEPAGES
+
+
+@kernel(MM_H)
+def mm_counter(page: Page) -> int:
+    """Models include/linux/mm.h:mm_counter."""
+    if page.mapping_flags & PAGE_MAPPING_ANON:
+        return MM_ANONPAGES
+    return mm_counter_file(page)
+
+
+@kernel(MM_H)
+def get_mm_counter(mm: mm_struct, member: int) -> int:
+    return mm.rss_stat[member]
+
+
+@kernel(MM_H)
+def add_mm_counter(mm: mm_struct, member: int, value: int) -> None:
+    mm.rss_stat[member] += value
+
+
+@kernel(MM_H)
+def inc_mm_counter(mm: mm_struct, member: int) -> None:
+    """Models inc_mm_counter (and inc_mm_counter_fast, its per-task batched twin)."""
+    mm.rss_stat[member] += 1
+
+
+@kernel(MM_H)
+def dec_mm_counter(mm: mm_struct, member: int) -> None:
+    mm.rss_stat[member] -= 1
+
+
+@kernel(MM_H)
+def get_mm_rss(mm: mm_struct) -> int:
+    """Models include/linux/mm.h:get_mm_rss: file + anon + shmem pages."""
+    s = mm.rss_stat
+    return s[MM_FILEPAGES] + s[MM_ANONPAGES] + s[MM_SHMEMPAGES]
+
+
+@kernel(F)
+def add_mm_rss_vec(mm: mm_struct, rss: list[int]) -> None:
+    """Models mm/memory.c:add_mm_rss_vec."""
+    for i in range(NR_MM_COUNTERS):
+        if rss[i]:
+            mm.rss_stat[i] += rss[i]
+
+
+# --------------------------------------------------------------------------------------------
+# Unmapping pages (mm/memory.c: unmap_vmas → unmap_single_vma → unmap_page_range →
+# zap_p4d_range → zap_pud_range → zap_pmd_range → zap_pte_range)
+
+
+@kernel(F)
+def zap_pte_range(pgdat: pglist_data, tlb: mmu_gather, vma: vm_area_struct, pmd: int,
+                  addr: int, end: int) -> int:
+    """Models mm/memory.c:zap_pte_range: clear every present pte of [addr, end); a dirty
+    file pte dirties its page (and forces a flush of the gathered pages after this table,
+    as 5.10 does); the rss counters drop, the map count drops, the page goes to the
+    mmu_gather (freed at the flush). A full gather stops the loop: flush, then go on.
+    Returns the address reached (end). Swap entries come with swap."""
+    mm = tlb.mm
+    entries = pgdat.pgtables[(read_entry(pgdat, pmd) & PTE_PFN_MASK) >> PAGE_SHIFT]
+    while True:
+        force_flush = False
+        rss = [0, 0, 0, 0]
+        idx = (addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)
+        while True:
+            ptent = entries.get(idx, 0)
+            if ptent & ~_PAGE_KNL_ERRATUM_MASK:  # !pte_none
+                if not ptent & (_PAGE_PRESENT | _PAGE_PROTNONE):
+                    raise KernelBug("model: swap entries are not modelled yet",
+                                    f"pte {ptent:#x} at {addr:#x}")
+                page = vm_normal_page(pgdat, vma, addr, ptent)
+                del entries[idx]  # ptep_get_and_clear_full; tlb_remove_tlb_entry
+                if page is not None:
+                    if not page.mapping_flags & PAGE_MAPPING_ANON:
+                        if ptent & _PAGE_DIRTY:
+                            force_flush = True
+                            set_page_dirty(page)
+                        if ptent & _PAGE_ACCESSED and not vma.vm_flags & VM_SEQ_READ:
+                            mark_page_accessed(page)
+                    rss[mm_counter(page)] -= 1
+                    page_remove_rmap(page, False)
+                    if __tlb_remove_page_size(pgdat, tlb, page, PAGE_SIZE):
+                        force_flush = True
+                        addr += PAGE_SIZE
+                        break
+            addr += PAGE_SIZE
+            idx += 1
+            if addr == end:
+                break
+        add_mm_rss_vec(mm, rss)
+        if force_flush:
+            tlb_flush_mmu(pgdat, tlb)
+        if addr == end:
+            return addr
+
+
+@kernel(F)
+def zap_pmd_range(pgdat: pglist_data, tlb: mmu_gather, vma: vm_area_struct, pud: int,
+                  addr: int, end: int) -> int:
+    """Models mm/memory.c:zap_pmd_range (no THP)."""
+    pmd = pmd_offset(pgdat, pud, addr)
+    while True:
+        next_ = pmd_addr_end(addr, end)
+        if not pmd_none_or_clear_bad(pgdat, pmd):  # pmd_none_or_trans_huge_or_clear_bad
+            next_ = zap_pte_range(pgdat, tlb, vma, pmd, addr, next_)
+        pmd += ENTRY_SIZE
+        addr = next_
+        if addr == end:
+            return addr
+
+
+@kernel(F)
+def zap_pud_range(pgdat: pglist_data, tlb: mmu_gather, vma: vm_area_struct, p4d: int,
+                  addr: int, end: int) -> int:
+    """Models mm/memory.c:zap_pud_range."""
+    pud = pud_offset(pgdat, p4d, addr)
+    while True:
+        next_ = pud_addr_end(addr, end)
+        if not pud_none_or_clear_bad(pgdat, pud):
+            next_ = zap_pmd_range(pgdat, tlb, vma, pud, addr, next_)
+        pud += ENTRY_SIZE
+        addr = next_
+        if addr == end:
+            return addr
+
+
+@kernel(F)
+def zap_p4d_range(pgdat: pglist_data, tlb: mmu_gather, vma: vm_area_struct, pgd: int,
+                  addr: int, end: int) -> int:
+    """Models mm/memory.c:zap_p4d_range."""
+    p4d = p4d_offset(pgdat, pgd, addr)
+    while True:
+        next_ = p4d_addr_end(addr, end)
+        if not p4d_none_or_clear_bad(pgdat, p4d):
+            next_ = zap_pud_range(pgdat, tlb, vma, p4d, addr, next_)
+        p4d += ENTRY_SIZE
+        addr = next_
+        if addr == end:
+            return addr
+
+
+@kernel(F)
+def unmap_page_range(pgdat: pglist_data, tlb: mmu_gather, vma: vm_area_struct, addr: int,
+                     end: int) -> None:
+    """Models mm/memory.c:unmap_page_range (tlb_start_vma / tlb_end_vma do nothing the
+    model observes)."""
+    pgd = pgd_offset(tlb.mm, addr)
+    levels = pgdat.paging_levels
+    while True:
+        next_ = pgd_addr_end(addr, end, levels)
+        if not pgd_none_or_clear_bad(pgdat, pgd):
+            next_ = zap_p4d_range(pgdat, tlb, vma, pgd, addr, next_)
+        pgd += ENTRY_SIZE
+        addr = next_
+        if addr == end:
+            return
+
+
+@kernel(F)
+def unmap_single_vma(pgdat: pglist_data, tlb: mmu_gather, vma: vm_area_struct,
+                     start_addr: int, end_addr: int) -> None:
+    """Models mm/memory.c:unmap_single_vma: the part of [start_addr, end_addr) inside vma
+    (no hugetlb, no uprobes, no PFN tracking)."""
+    start = max(vma.vm_start, start_addr)
+    if start >= vma.vm_end:
+        return
+    end = min(vma.vm_end, end_addr)
+    if end <= vma.vm_start:
+        return
+    if start != end:
+        unmap_page_range(pgdat, tlb, vma, start, end)
+
+
+@kernel(F)
+def unmap_vmas(pgdat: pglist_data, tlb: mmu_gather, vma: vm_area_struct | None,
+               start_addr: int, end_addr: int) -> None:
+    """Models mm/memory.c:unmap_vmas: unmap every VMA of the vm_next chain from ``vma``
+    that starts below end_addr."""
+    while vma is not None and vma.vm_start < end_addr:
+        unmap_single_vma(pgdat, tlb, vma, start_addr, end_addr)
+        vma = vma.vm_next
+
+
+# --------------------------------------------------------------------------------------------
+# fork: copy_page_range (mm/memory.c) → copy_p4d_range → copy_pud_range → copy_pmd_range →
+# copy_pte_range → copy_present_pte
+
+
+@kernel(F)
+def copy_present_page(dst_vma: vm_area_struct, src_vma: vm_area_struct, addr: int,
+                      page: Page) -> int:
+    """Models mm/memory.c:copy_present_page: 1 ("share it") unless a COW page may be pinned
+    for DMA; nothing pins pages in the model (no GUP), so always 1."""
+    return 1
+
+
+@kernel(F)
+def copy_present_pte(pgdat: pglist_data, dst_vma: vm_area_struct, src_vma: vm_area_struct,
+                     dst_pte: int, src_pte: int, addr: int, rss: list[int]) -> int:
+    """Models mm/memory.c:copy_present_pte (5.10): share the page (one more reference and
+    mapping, counted in the child's rss); a writable pte of a COW mapping is write-protected
+    in both parent and child; a shared mapping's child pte is clean; the child's pte is old.
+    Returns 0."""
+    vm_flags = src_vma.vm_flags
+    pte = read_entry(pgdat, src_pte)
+    page = vm_normal_page(pgdat, src_vma, addr, pte)
+    if page is not None:
+        retval = copy_present_page(dst_vma, src_vma, addr, page)
+        if retval <= 0:
+            return retval
+        get_page(page)
+        page_dup_rmap(page, False)
+        rss[mm_counter(page)] += 1
+    if is_cow_mapping(vm_flags) and pte & _PAGE_RW:
+        src_mm = src_vma.vm_mm
+        assert src_mm is not None
+        ptep_set_wrprotect(pgdat, src_mm, addr, src_pte)
+        pte = pte_wrprotect(pte)
+    if vm_flags & VM_SHARED:
+        pte = pte_mkclean(pte)
+    pte = pte_mkold(pte)
+    dst_mm = dst_vma.vm_mm
+    assert dst_mm is not None
+    set_pte_at(pgdat, dst_mm, addr, dst_pte, pte)
+    return 0
+
+
+@kernel(F)
+def copy_pte_range(pgdat: pglist_data, dst_vma: vm_area_struct, src_vma: vm_area_struct,
+                   dst_pmd: int, src_pmd: int, addr: int, end: int) -> int:
+    """Models mm/memory.c:copy_pte_range: allocate the child's pte table, copy every
+    present pte, add the rss. 0 or -ENOMEM."""
+    dst_mm = dst_vma.vm_mm
+    assert dst_mm is not None
+    dst_pte = pte_alloc_map(pgdat, dst_mm, dst_pmd, addr)  # pte_alloc_map_lock
+    if dst_pte is None:
+        return -ENOMEM
+    src_pte = pte_offset_map(pgdat, src_pmd, addr)
+    src_entries = pgdat.pgtables[src_pte >> PAGE_SHIFT]
+    rss = [0, 0, 0, 0]
+    idx = (src_pte & ~PAGE_MASK) >> 3
+    while True:
+        pte = src_entries.get(idx, 0)
+        if pte & ~_PAGE_KNL_ERRATUM_MASK:  # !pte_none
+            if not pte & (_PAGE_PRESENT | _PAGE_PROTNONE):
+                raise KernelBug("model: swap entries are not modelled yet",
+                                f"pte {pte:#x} at {addr:#x}")
+            copy_present_pte(pgdat, dst_vma, src_vma, dst_pte, src_pte, addr, rss)
+        dst_pte += ENTRY_SIZE
+        src_pte += ENTRY_SIZE
+        idx += 1
+        addr += PAGE_SIZE
+        if addr == end:
+            break
+    add_mm_rss_vec(dst_mm, rss)
+    return 0
+
+
+@kernel(F)
+def copy_pmd_range(pgdat: pglist_data, dst_vma: vm_area_struct, src_vma: vm_area_struct,
+                   dst_pud: int, src_pud: int, addr: int, end: int) -> int:
+    """Models mm/memory.c:copy_pmd_range (no THP)."""
+    dst_mm = dst_vma.vm_mm
+    assert dst_mm is not None
+    dst_pmd = pmd_alloc(pgdat, dst_mm, dst_pud, addr)
+    if dst_pmd is None:
+        return -ENOMEM
+    src_pmd = pmd_offset(pgdat, src_pud, addr)
+    while True:
+        next_ = pmd_addr_end(addr, end)
+        if not pmd_none_or_clear_bad(pgdat, src_pmd):
+            if copy_pte_range(pgdat, dst_vma, src_vma, dst_pmd, src_pmd, addr, next_):
+                return -ENOMEM
+        dst_pmd += ENTRY_SIZE
+        src_pmd += ENTRY_SIZE
+        addr = next_
+        if addr == end:
+            return 0
+
+
+@kernel(F)
+def copy_pud_range(pgdat: pglist_data, dst_vma: vm_area_struct, src_vma: vm_area_struct,
+                   dst_p4d: int, src_p4d: int, addr: int, end: int) -> int:
+    """Models mm/memory.c:copy_pud_range."""
+    dst_mm = dst_vma.vm_mm
+    assert dst_mm is not None
+    dst_pud = pud_alloc(pgdat, dst_mm, dst_p4d, addr)
+    if dst_pud is None:
+        return -ENOMEM
+    src_pud = pud_offset(pgdat, src_p4d, addr)
+    while True:
+        next_ = pud_addr_end(addr, end)
+        if not pud_none_or_clear_bad(pgdat, src_pud):
+            if copy_pmd_range(pgdat, dst_vma, src_vma, dst_pud, src_pud, addr, next_):
+                return -ENOMEM
+        dst_pud += ENTRY_SIZE
+        src_pud += ENTRY_SIZE
+        addr = next_
+        if addr == end:
+            return 0
+
+
+@kernel(F)
+def copy_p4d_range(pgdat: pglist_data, dst_vma: vm_area_struct, src_vma: vm_area_struct,
+                   dst_pgd: int, src_pgd: int, addr: int, end: int) -> int:
+    """Models mm/memory.c:copy_p4d_range."""
+    dst_mm = dst_vma.vm_mm
+    assert dst_mm is not None
+    dst_p4d = p4d_alloc(pgdat, dst_mm, dst_pgd, addr)
+    if dst_p4d is None:
+        return -ENOMEM
+    src_p4d = p4d_offset(pgdat, src_pgd, addr)
+    while True:
+        next_ = p4d_addr_end(addr, end)
+        if not p4d_none_or_clear_bad(pgdat, src_p4d):
+            if copy_pud_range(pgdat, dst_vma, src_vma, dst_p4d, src_p4d, addr, next_):
+                return -ENOMEM
+        dst_p4d += ENTRY_SIZE
+        src_p4d += ENTRY_SIZE
+        addr = next_
+        if addr == end:
+            return 0
+
+
+@kernel(F)
+def copy_page_range(pgdat: pglist_data, dst_vma: vm_area_struct,
+                    src_vma: vm_area_struct) -> int:
+    """Models mm/memory.c:copy_page_range(dst_vma, src_vma) (5.10): a VMA without an
+    anon_vma (and not hugetlb/PFNMAP/MIXEDMAP) is skipped, since faults refill it; else
+    every present pte is copied. 0 or -ENOMEM."""
+    if (not src_vma.vm_flags & (VM_HUGETLB | VM_PFNMAP | VM_MIXEDMAP)
+            and src_vma.anon_vma is None):
+        return 0
+    addr = src_vma.vm_start
+    end = src_vma.vm_end
+    dst_mm, src_mm = dst_vma.vm_mm, src_vma.vm_mm
+    assert dst_mm is not None and src_mm is not None
+    dst_pgd = pgd_offset(dst_mm, addr)
+    src_pgd = pgd_offset(src_mm, addr)
+    levels = pgdat.paging_levels
+    while True:
+        next_ = pgd_addr_end(addr, end, levels)
+        if not pgd_none_or_clear_bad(pgdat, src_pgd):
+            if copy_p4d_range(pgdat, dst_vma, src_vma, dst_pgd, src_pgd, addr, next_):
+                return -ENOMEM
+        dst_pgd += ENTRY_SIZE
+        src_pgd += ENTRY_SIZE
+        addr = next_
+        if addr == end:
+            return 0

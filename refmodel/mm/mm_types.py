@@ -56,6 +56,10 @@ class mm_struct:
     cap_sys_rawio: bool = False
     cap_ipc_lock: bool = False
     pgdat: pglist_data | None = None  # the node whose allocator backs the page tables
+    # rss_stat.count[NR_MM_COUNTERS] (MM_FILEPAGES, MM_ANONPAGES, MM_SWAPENTS, MM_SHMEMPAGES);
+    # 5.10 batches updates per task (SPLIT_RSS_COUNTING), the model adds them at once.
+    rss_stat: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
+    hiwater_rss: int = 0
 
     def __repr__(self) -> str:
         return f"mm_struct(pgd={self.pgd:#x}, pgtables_bytes={self.pgtables_bytes})"
@@ -68,6 +72,7 @@ class anon_vma:
     root: anon_vma | None = None
     refcount: int = 1
     degree: int = 1
+    parent: anon_vma | None = None  # anon_vma_fork: the parent process's anon_vma
 
     def __repr__(self) -> str:
         return f"anon_vma@{id(self):#x}"

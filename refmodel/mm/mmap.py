@@ -15,7 +15,7 @@ from refmodel.bugs import KernelBug
 from refmodel.errno import Errno, is_err_value
 from refmodel.fs import FMODE_READ, FMODE_WRITE, file, fput, get_file
 from refmodel.kernel.fork import vm_area_alloc, vm_area_dup, vm_area_free
-from refmodel.mm.memory import free_pgtables
+from refmodel.mm.memory import free_pgtables, unmap_vmas
 from refmodel.mm.mm_types import anon_vma as anon_vma_t
 from refmodel.mm.mm_types import mm_struct, vm_area_struct
 from refmodel.mm.mman import (
@@ -1040,8 +1040,7 @@ def unmap_region(mm: mm_struct, vmas: list[vm_area_struct], prev: vm_area_struct
     if pgdat is None or not mm.pgd:
         return  # an mm without page tables (unit tests of the VMA layer alone)
     tlb = tlb_gather_mmu(pgdat, mm, start, end)
-    # TODO(fault issue): unmap_vmas(tlb, vma, start, end) zaps the present PTEs here. Until
-    # pages can be faulted in, no PTE is ever present, so only the tables are freed.
+    unmap_vmas(pgdat, tlb, vmas[0] if vmas else None, start, end)
     floor = prev.vm_end if prev is not None else FIRST_USER_ADDRESS
     ceiling = next_.vm_start if next_ is not None else USER_PGTABLES_CEILING
     free_pgtables(pgdat, tlb, [(v.vm_start, v.vm_end) for v in vmas], floor, ceiling)

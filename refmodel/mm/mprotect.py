@@ -7,8 +7,33 @@ OSPKE, so every VMA keeps pkey 0 and pkey_mprotect is not offered.
 
 from __future__ import annotations
 
-from refmodel.arch.x86.pgtable_types import pgprot_t
+from refmodel.arch.x86.pgtable import (
+    p4d_addr_end,
+    p4d_none_or_clear_bad,
+    p4d_offset,
+    pgd_addr_end,
+    pgd_none_or_clear_bad,
+    pgd_offset,
+    pmd_addr_end,
+    pmd_none_or_clear_bad,
+    pmd_offset,
+    pte_dirty,
+    pte_mkwrite,
+    pte_modify,
+    pte_none,
+    pte_offset_map,
+    pte_present,
+    ptep_get_and_clear,
+    pud_addr_end,
+    pud_none_or_clear_bad,
+    pud_offset,
+    read_entry,
+    set_pte_at,
+)
+from refmodel.arch.x86.pgtable_types import _PAGE_SOFT_DIRTY, PAGE_SIZE, pgprot_t
+from refmodel.bugs import KernelBug
 from refmodel.errno import Errno
+from refmodel.mm.gup import populate_vma_page_range
 from refmodel.mm.mm_types import mm_struct, vm_area_struct
 from refmodel.mm.mman import (
     PAGE_ALIGN,
@@ -34,12 +59,14 @@ from refmodel.mm.mmap import (
     vma_set_page_prot,
     vma_wants_writenotify,
 )
+from refmodel.mm.mmzone import pglist_data
 from refmodel.mm.vm_flags import (
     VM_ACCESS_FLAGS,
     VM_ACCOUNT,
     VM_EXEC,
     VM_GROWSDOWN,
     VM_HUGETLB,
+    VM_LOCKED,
     VM_MAYEXEC,
     VM_NORESERVE,
     VM_PKEY_BIT0,
@@ -48,6 +75,7 @@ from refmodel.mm.vm_flags import (
     VM_PKEY_BIT3,
     VM_READ,
     VM_SHARED,
+    VM_SOFTDIRTY,
     VM_WRITE,
 )
 from refmodel.trace import kernel
@@ -61,17 +89,113 @@ VM_FLAGS_CLEAR = VM_PKEY_BIT0 | VM_PKEY_BIT1 | VM_PKEY_BIT2 | VM_PKEY_BIT3
 
 
 @kernel(F)
+def change_pte_range(pgdat: pglist_data, vma: vm_area_struct, pmd: int, addr: int, end: int,
+                     newprot: pgprot_t, cp_flags: int) -> int:
+    """Models mm/mprotect.c:change_pte_range: every present pte (PROT_NONE ones included)
+    becomes pte_modify(pte, newprot) (ptep_modify_prot_start / _commit); with
+    MM_CP_DIRTY_ACCT a dirty pte is made writable at once. Returns the ptes changed.
+    NUMA hinting and userfaultfd write-protection are left out; swap ptes come with swap."""
+    mm = vma.vm_mm
+    assert mm is not None
+    dirty_accountable = cp_flags & MM_CP_DIRTY_ACCT
+    pages = 0
+    pte = pte_offset_map(pgdat, pmd, addr)
+    while True:
+        oldpte = read_entry(pgdat, pte)
+        if pte_present(oldpte):
+            oldpte = ptep_get_and_clear(pgdat, mm, addr, pte)  # ptep_modify_prot_start
+            ptent = pte_modify(oldpte, newprot)
+            if dirty_accountable and pte_dirty(ptent) and (
+                    ptent & _PAGE_SOFT_DIRTY or not vma.vm_flags & VM_SOFTDIRTY):
+                ptent = pte_mkwrite(ptent)
+            set_pte_at(pgdat, mm, addr, pte, ptent)  # ptep_modify_prot_commit
+            pages += 1
+        elif not pte_none(oldpte):
+            raise KernelBug("model: swap ptes are not modelled yet", f"pte {oldpte:#x}")
+        pte += 8
+        addr += PAGE_SIZE
+        if addr == end:
+            return pages
+
+
+@kernel(F)
+def change_pmd_range(pgdat: pglist_data, vma: vm_area_struct, pud: int, addr: int, end: int,
+                     newprot: pgprot_t, cp_flags: int) -> int:
+    """Models mm/mprotect.c:change_pmd_range (no THP)."""
+    pages = 0
+    pmd = pmd_offset(pgdat, pud, addr)
+    while True:
+        next_ = pmd_addr_end(addr, end)
+        if not pmd_none_or_clear_bad(pgdat, pmd):
+            pages += change_pte_range(pgdat, vma, pmd, addr, next_, newprot, cp_flags)
+        pmd += 8
+        addr = next_
+        if addr == end:
+            return pages
+
+
+@kernel(F)
+def change_pud_range(pgdat: pglist_data, vma: vm_area_struct, p4d: int, addr: int, end: int,
+                     newprot: pgprot_t, cp_flags: int) -> int:
+    """Models mm/mprotect.c:change_pud_range."""
+    pages = 0
+    pud = pud_offset(pgdat, p4d, addr)
+    while True:
+        next_ = pud_addr_end(addr, end)
+        if not pud_none_or_clear_bad(pgdat, pud):
+            pages += change_pmd_range(pgdat, vma, pud, addr, next_, newprot, cp_flags)
+        pud += 8
+        addr = next_
+        if addr == end:
+            return pages
+
+
+@kernel(F)
+def change_p4d_range(pgdat: pglist_data, vma: vm_area_struct, pgd: int, addr: int, end: int,
+                     newprot: pgprot_t, cp_flags: int) -> int:
+    """Models mm/mprotect.c:change_p4d_range."""
+    pages = 0
+    p4d = p4d_offset(pgdat, pgd, addr)
+    while True:
+        next_ = p4d_addr_end(addr, end)
+        if not p4d_none_or_clear_bad(pgdat, p4d):
+            pages += change_pud_range(pgdat, vma, p4d, addr, next_, newprot, cp_flags)
+        p4d += 8
+        addr = next_
+        if addr == end:
+            return pages
+
+
+@kernel(F)
+def change_protection_range(pgdat: pglist_data, vma: vm_area_struct, addr: int, end: int,
+                            newprot: pgprot_t, cp_flags: int) -> int:
+    """Models mm/mprotect.c:change_protection_range (the TLB flush is not modelled)."""
+    mm = vma.vm_mm
+    assert mm is not None
+    pages = 0
+    pgd = pgd_offset(mm, addr)
+    while True:
+        next_ = pgd_addr_end(addr, end, pgdat.paging_levels)
+        if not pgd_none_or_clear_bad(pgdat, pgd):
+            pages += change_p4d_range(pgdat, vma, pgd, addr, next_, newprot, cp_flags)
+        pgd += 8
+        addr = next_
+        if addr == end:
+            return pages
+
+
+@kernel(F)
 def change_protection(mm: mm_struct, vma: vm_area_struct, start: int, end: int,
                       newprot: pgprot_t, cp_flags: int) -> int:
     """Models mm/mprotect.c:change_protection: rewrite the present PTEs of [start, end)
     with pte_modify(pte, newprot) (making dirty ones writable when MM_CP_DIRTY_ACCT).
-    Returns the number of PTEs changed.
-
-    TODO(fault issue): no PTE of a user range can be present before faults exist, so there
-    is nothing to rewrite yet; the walk (change_pmd_range / change_pte_range) comes with
-    handle_mm_fault.
-    """
-    return 0
+    Returns the number of PTEs changed. A private writable VMA's vm_page_prot has no
+    _PAGE_RW (PAGE_COPY), so its ptes become read-only and the next write takes a
+    write-protect fault (do_wp_page reuses or copies)."""
+    pgdat = mm.pgdat
+    if pgdat is None or not mm.pgd:
+        return 0  # an mm without page tables (unit tests of the VMA layer alone)
+    return change_protection_range(pgdat, vma, start, end, newprot, cp_flags)
 
 
 @kernel(F)
@@ -120,8 +244,10 @@ def mprotect_fixup(mm: mm_struct, vma: vm_area_struct, prev: vm_area_struct | No
     vma_set_page_prot(vma)
     change_protection(mm, vma, start, end, vma.vm_page_prot,
                       MM_CP_DIRTY_ACCT if dirty_accountable else 0)
-    # A private locked mapping becoming writable is populated (populate_vma_page_range):
-    # nothing to fault in yet, see change_protection.
+    # A private locked mapping becoming writable: break COW now, not on a later fault.
+    if (oldflags & (VM_WRITE | VM_SHARED | VM_LOCKED) == VM_LOCKED
+            and newflags & VM_WRITE and mm.pgdat is not None and mm.pgd):
+        populate_vma_page_range(vma, start, end)
     vm_stat_account(mm, oldflags, -nrpages)
     vm_stat_account(mm, newflags, nrpages)
     return 0, prev

@@ -91,6 +91,8 @@ for _p in ("migratetype", "start_migratetype", "start_type"):
 _PG_buddy = int(PageType.PG_buddy)
 _PG_reserved = int(PageFlags.PG_reserved)
 _PG_head = int(PageFlags.PG_head)
+# free_pages_prepare clears every page flag (PAGE_FLAGS_CHECK_AT_PREP); none survive a free.
+_PAGE_FLAGS_KEPT_AT_FREE = 0
 
 # fallbacks[] of mm/page_alloc.c: which other migratetypes a type may steal from, in order.
 fallbacks: dict[int, tuple[int, ...]] = {
@@ -265,7 +267,14 @@ def free_pages_prepare(pgdat: pglist_data, page: Page, order: int, check_free: b
     anything changed), because a reference model must not hide the caller's bug. The checks
     are run by :func:`check_free_block` on entry to the free path; here only the flags the
     allocator sets are cleared."""
-    page.flags &= ~_PG_head
+    if page._mapcount != -1 or (page.mapping is not None and not page.mapping_flags):
+        # free_pages_check: a mapped page, or a page still in a page cache, is a bad page
+        raise BadPage(f"pfn {page.pfn:#x}: "
+                      + ("nonzero mapcount" if page._mapcount != -1 else "non-NULL mapping"))
+    if page.mapping_flags:  # PageMappingFlags: an anonymous page forgets its anon_vma
+        page.mapping = None
+        page.mapping_flags = 0
+    page.flags &= _PAGE_FLAGS_KEPT_AT_FREE  # page->flags &= ~PAGE_FLAGS_CHECK_AT_PREP
     page.private = 0
     return True
 

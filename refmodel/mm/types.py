@@ -99,9 +99,18 @@ class Page:
     _refcount: int = 0
     _mapcount: int = -1
     private: int = 0  # buddy order while PageBuddy (set_buddy_order)
-    index: int = 0  # the pcp migratetype while on a per-cpu list (set_pcppage_migratetype)
+    # page->index: the pcp migratetype while on a per-cpu list (set_pcppage_migratetype);
+    # while mapped, the page's offset in its mapping (pages) as 5.10 keeps it: the file
+    # offset of a page-cache page, linear_page_index() of an anonymous one. The two uses
+    # never overlap in time, exactly as in 5.10.
+    index: int = 0
     state: PageState = PageState.TAIL
     alloc_order: int = -1  # model-only: the order the block was allocated with
+    # page->mapping: the address_space of a page-cache page, or the anon_vma of an anonymous
+    # page; 5.10 tags the latter with PAGE_MAPPING_ANON in the pointer's low bit, the model
+    # keeps that bit in ``mapping_flags``.
+    mapping: object | None = None
+    mapping_flags: int = 0
 
     def __repr__(self) -> str:
         return f"Page(pfn={self.pfn:#x}, {self.state.name}, ref={self._refcount})"
@@ -122,6 +131,18 @@ def set_page_state(page: Page, new: PageState) -> None:
     page.state = new
 
 
+PAGE_MAPPING_ANON = 0x1  # include/linux/page-flags.h
+
+
+def PageAnon(page: Page) -> bool:
+    """include/linux/page-flags.h:PageAnon: the PAGE_MAPPING_ANON bit of page->mapping."""
+    return bool(page.mapping_flags & PAGE_MAPPING_ANON)
+
+
+def PageSwapBacked(page: Page) -> bool:
+    return bool(page.flags & PageFlags.PG_swapbacked)
+
+
 def PageBuddy(page: Page) -> bool:
     return bool(page.page_type & PageType.PG_buddy)
 
@@ -132,6 +153,15 @@ def PageReserved(page: Page) -> bool:
 
 def page_count(page: Page) -> int:
     return page._refcount
+
+
+def page_mapcount(page: Page) -> int:
+    """include/linux/mm.h:page_mapcount (order-0 pages): _mapcount + 1."""
+    return page._mapcount + 1
+
+
+def page_mapped(page: Page) -> bool:
+    return page._mapcount >= 0
 
 
 def buddy_order(page: Page) -> int:

@@ -1,8 +1,10 @@
-"""mm/util.c (5.10): vm_mmap_pgoff, the common entry of mmap(2) into do_mmap."""
+"""mm/util.c (5.10): vm_mmap_pgoff, the common entry of mmap(2) into do_mmap, which
+populates MAP_POPULATE / MAP_LOCKED mappings (mm_populate, include/linux/mm.h)."""
 
 from __future__ import annotations
 
 from refmodel.fs import file
+from refmodel.mm import gup as _gup
 from refmodel.mm.mm_types import mm_struct
 from refmodel.mm.mmap import do_mmap
 from refmodel.security import security_mmap_file
@@ -11,13 +13,11 @@ from refmodel.trace import kernel
 F = "mm/util.c"
 
 
-@kernel(F)
+@kernel("include/linux/mm.h")
 def mm_populate(mm: mm_struct, addr: int, len: int) -> None:
-    """Models include/linux/mm.h:mm_populate (__mm_populate): fault the range in.
-
-    TODO(fault issue): pages come with handle_mm_fault; until then populating maps nothing,
-    which leaves the VMA state (all this layer observes) exactly as 5.10 leaves it.
-    """
+    """Models include/linux/mm.h:mm_populate = __mm_populate(addr, len, 1) (mm/gup.c):
+    fault the range in, ignoring errors."""
+    _gup.__mm_populate(mm, addr, len, 1)
 
 
 @kernel(F)

@@ -1,0 +1,120 @@
+"""Shared anonymous memory and tmpfs pages (mm/shmem.c, 5.10), as far as faults need them.
+
+A shared anonymous mapping is backed by its own shmem file ("dev/zero", created by
+shmem_zero_setup in mm/mmap.py); its pages live in that file's page cache with
+PG_swapbacked (so they count as MM_SHMEMPAGES), are zero-filled when first faulted, and go
+when the file's last reference goes (shmem_evict_inode). Left out: swap, huge pages,
+fallocate, the shmem block accounting (shmem_acct_block, used_blocks), and partial
+truncation.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from refmodel.fs import address_space, file
+from refmodel.mm.filemap import DIV_ROUND_UP, delete_from_page_cache, mapping_gfp_mask
+from refmodel.mm.highmem import clear_highpage
+from refmodel.mm.mempolicy import alloc_page_vma
+from refmodel.mm.mm_types import vm_area_struct
+from refmodel.mm.mmzone import pglist_data
+from refmodel.mm.swap import lru_cache_add
+from refmodel.mm.types import Page, PageFlags
+from refmodel.mm.vm_fault import VM_FAULT_LOCKED, VM_FAULT_OOM, VM_FAULT_SIGBUS, vm_fault
+from refmodel.trace import kernel
+
+F = "mm/shmem.c"
+PAGE_SIZE = 4096
+PG_swapbacked = int(PageFlags.PG_swapbacked)
+PG_uptodate = int(PageFlags.PG_uptodate)
+SGP_READ, SGP_CACHE, SGP_NOHUGE, SGP_HUGE, SGP_WRITE, SGP_FALLOC = range(6)
+EINVAL = -22
+ENOMEM = -12
+
+
+@kernel(F)
+def shmem_alloc_page(pgdat: pglist_data, gfp: int, index: int) -> Page | None:
+    """Models mm/shmem.c:shmem_alloc_page: alloc_page_vma on a pseudo-VMA carrying the
+    shmem policy (the default here)."""
+    pvma = vm_area_struct(vm_pgoff=index)  # shmem_pseudo_vma_init
+    return alloc_page_vma(pgdat, gfp, pvma, 0)
+
+
+@kernel(F)
+def shmem_add_to_page_cache(page: Page, mapping: address_space, index: int) -> int:
+    """Models mm/shmem.c:shmem_add_to_page_cache: the cache's reference, mapping, index,
+    the xarray slot (NR_FILE_PAGES / NR_SHMEM node statistics are not kept)."""
+    page._refcount += 1  # page_ref_add(page, nr)
+    page.mapping = mapping
+    page.index = index
+    mapping.i_pages[index] = page
+    mapping.nrpages += 1
+    return 0
+
+
+@kernel(F)
+def shmem_getpage_gfp(pgdat: pglist_data, f: file, index: int, sgp: int,
+                      gfp: int) -> tuple[int, Page | None]:
+    """Models mm/shmem.c:shmem_getpage_gfp for pages that are cached or new (no swap):
+    (0, the page with a reference for the caller) or (-errno, None). A page at or past
+    i_size is -EINVAL for SGP_CACHE and below."""
+    mapping = f.f_mapping
+    if sgp <= SGP_CACHE and index << 12 >= f.size:
+        return EINVAL, None
+    page = mapping.i_pages.get(index)  # find_lock_entry
+    if page is not None:
+        page._refcount += 1
+        return 0, page
+    page = shmem_alloc_page(pgdat, gfp, index)  # shmem_alloc_and_acct_page
+    if page is None:
+        return ENOMEM, None
+    page.flags |= PG_swapbacked  # __SetPageSwapBacked
+    shmem_add_to_page_cache(page, mapping, index)
+    lru_cache_add(page)
+    if mapping.evict is None:  # the inode's eviction, wired when it first holds a page
+        mapping.swapbacked = True
+        mapping.evict = partial(shmem_evict_inode, pgdat)
+    if sgp != SGP_WRITE and not page.flags & PG_uptodate:
+        clear_highpage(pgdat, page)
+        page.flags |= PG_uptodate
+    return 0, page
+
+
+@kernel(F)
+def shmem_fault(vmf: vm_fault) -> int:
+    """Models mm/shmem.c:shmem_fault: the page at vmf->pgoff, allocated and zeroed on first
+    use; vmf->page holds a reference. -EINVAL (past EOF) is VM_FAULT_SIGBUS (vmf_error)."""
+    f = vmf.vma.vm_file
+    assert f is not None
+    gfp = mapping_gfp_mask(f.f_mapping)
+    err, page = shmem_getpage_gfp(vmf.pgdat, f, vmf.pgoff, SGP_CACHE, gfp)
+    if err:
+        return VM_FAULT_OOM if err == ENOMEM else VM_FAULT_SIGBUS
+    vmf.page = page
+    return VM_FAULT_LOCKED
+
+
+@kernel(F)
+def shmem_undo_range(pgdat: pglist_data, mapping: address_space, lstart: int,
+                     lend: int) -> None:
+    """Models mm/shmem.c:shmem_undo_range for whole pages nobody maps: each leaves the
+    cache (truncate_inode_page → delete_from_page_cache)."""
+    start = DIV_ROUND_UP(lstart, PAGE_SIZE)
+    for index in sorted(i for i in mapping.i_pages if i >= start):
+        page = mapping.i_pages[index]
+        page.flags &= ~int(PageFlags.PG_dirty)
+        delete_from_page_cache(pgdat, page)
+
+
+@kernel(F)
+def shmem_truncate_range(pgdat: pglist_data, mapping: address_space, lstart: int,
+                         lend: int) -> None:
+    """Models mm/shmem.c:shmem_truncate_range."""
+    shmem_undo_range(pgdat, mapping, lstart, lend)
+
+
+@kernel(F)
+def shmem_evict_inode(pgdat: pglist_data, mapping: address_space) -> None:
+    """Models mm/shmem.c:shmem_evict_inode: every page goes (the overcommit charge is
+    given back by fput, see refmodel.fs)."""
+    shmem_truncate_range(pgdat, mapping, 0, -1)

@@ -1,0 +1,89 @@
+"""Tasks and user memory access: what a Machine runs on top of the kernel model.
+
+A :class:`Task` is the little of struct task_struct the memory model needs: a pid, a name
+and its mm. :func:`user_access` is a user-mode load/store/fetch of a byte range: the CPU
+walks the page tables (refmodel.arch.x86.cpu); on #PF the kernel's fault entry runs
+(exc_page_fault) and the access is retried; a signal ends it. The bytes are the model's
+page contents (pgdat.page_data), so copy-on-write can be checked by reading memory back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from refmodel.arch.x86.cpu import ACCESS_OK, GP_FAULT, cpu_translate
+from refmodel.arch.x86.fault import SigInfo, exc_general_protection, exc_page_fault
+from refmodel.arch.x86.pgtable_types import PAGE_SHIFT, PAGE_SIZE, PTE_PFN_MASK
+from refmodel.bugs import KernelBug
+from refmodel.mm.mm_types import mm_struct
+from refmodel.mm.mmzone import pglist_data
+
+MAX_FAULTS_PER_ACCESS = 4  # a read fault, then a write-protect fault, at most; more is a bug
+
+
+@dataclass(slots=True, eq=False)
+class Task:
+    """A process: pid, comm, and its address space (None once it has exited)."""
+
+    pid: int
+    comm: str
+    mm: mm_struct | None
+
+    def __repr__(self) -> str:
+        return f"Task({self.pid}, {self.comm!r}{'' if self.mm is not None else ', exited'})"
+
+
+def _page_access(pgdat: pglist_data, mm: mm_struct, addr: int, write: bool,
+                 instr: bool) -> int | SigInfo:
+    """Translate one page's access, taking faults as the CPU would: the pfn, or the
+    signal that ended it."""
+    for _ in range(MAX_FAULTS_PER_ACCESS):
+        code, ptep = cpu_translate(pgdat, mm.pgd, mm.paging_levels, addr, write, instr)
+        if code == ACCESS_OK:
+            pte = pgdat.pgtables[ptep >> PAGE_SHIFT][(ptep >> 3) & 511]
+            return (pte & PTE_PFN_MASK) >> PAGE_SHIFT
+        if code == GP_FAULT:
+            return exc_general_protection(addr)
+        sig = exc_page_fault(pgdat, mm, code, addr)
+        if sig is not None:
+            return sig
+    raise KernelBug("model: fault loop", f"{MAX_FAULTS_PER_ACCESS} faults for one access at "
+                    f"{addr:#x} (write={write}): a handler returned without fixing the pte")
+
+
+def user_read(pgdat: pglist_data, mm: mm_struct, addr: int, n: int,
+              instr: bool = False) -> bytes | SigInfo:
+    """Load (or fetch) ``n`` bytes at ``addr``; page by page, stopping at a signal."""
+    out = bytearray()
+    end = addr + n
+    while addr < end:
+        chunk = min(end, (addr | (PAGE_SIZE - 1)) + 1) - addr
+        r = _page_access(pgdat, mm, addr, False, instr)
+        if isinstance(r, SigInfo):
+            return r
+        data = pgdat.page_data.get(r)
+        off = addr & (PAGE_SIZE - 1)
+        out += data[off:off + chunk] if data is not None else bytes(chunk)
+        addr += chunk
+    return bytes(out)
+
+
+def user_write(pgdat: pglist_data, mm: mm_struct, addr: int, data: bytes) -> int | SigInfo:
+    """Store ``data`` at ``addr``, page by page; the bytes written, or the signal that
+    stopped the store (earlier pages keep what was written, as a real store loop would)."""
+    done = 0
+    end = addr + len(data)
+    page_data = pgdat.page_data
+    while addr < end:
+        chunk = min(end, (addr | (PAGE_SIZE - 1)) + 1) - addr
+        r = _page_access(pgdat, mm, addr, True, False)
+        if isinstance(r, SigInfo):
+            return r
+        buf = page_data.get(r)
+        if buf is None:
+            buf = page_data[r] = bytearray(PAGE_SIZE)
+        off = addr & (PAGE_SIZE - 1)
+        buf[off:off + chunk] = data[done:done + chunk]
+        done += chunk
+        addr += chunk
+    return done

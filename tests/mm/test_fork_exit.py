@@ -1,0 +1,161 @@
+"""fork (kernel/fork.c dup_mm → dup_mmap → copy_page_range) and exit (kernel/exit.c,
+mm/mmap.c exit_mmap): sharing, counts, and every page back in the allocator."""
+
+from __future__ import annotations
+
+from refmodel.arch.x86.pgtable import pte_pfn
+from refmodel.arch.x86.pgtable_types import _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW
+from refmodel.mm.memory import MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES
+from refmodel.mm.mman import MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE
+from refmodel.mm.mmzone import pfn_to_page
+from refmodel.scenarios import trace_scenario
+from refmodel.specs.call_chains import ANON_WRITE_FAULT, COW_WRITE_FAULT, EXIT, FORK
+from refmodel.task import Task
+from refmodel.trace import CallNode, Tracer, lookup
+from tests.fault_helpers import all_violations, assert_invariants, pte_of, small_machine
+
+RW = PROT_READ | PROT_WRITE
+ANON = MAP_PRIVATE | MAP_ANONYMOUS
+
+
+def _starts_chain(node: CallNode, names: list[str]) -> bool:
+    if node.name != names[0]:
+        return False
+    return len(names) == 1 or any(_starts_chain(c, names[1:]) for c in node.children)
+
+
+def _has_chain(node: CallNode, names: list[str]) -> bool:
+    return _starts_chain(node, names) or any(_has_chain(c, names) for c in node.children)
+
+
+def _chain_in(root: CallNode, chain: tuple[tuple[str, str], ...]) -> None:
+    """The trace contains the chain as direct calls, each function in its 5.10 file."""
+    assert _has_chain(root, [name for name, _ in chain]), chain
+    for name, file in chain:
+        kf = lookup(name)
+        assert kf is not None and kf.file == file, (name, kf)
+
+
+def test_cow_trace_matches_the_5_10_chain_down_to_rmqueue() -> None:
+    t = trace_scenario("cow")
+    assert t.roots[0].name == "exc_page_fault"
+    _chain_in(t.roots[0], COW_WRITE_FAULT)
+
+
+def test_anon_write_fault_trace_matches_the_5_10_chain() -> None:
+    m = small_machine()
+    task = m.spawn()
+    assert task.mm is not None
+    a = m.mmap(task.mm, 0, 0x1000, RW, ANON)
+    with Tracer() as tr:
+        m.write(task, a, b"x")
+    _chain_in(tr.roots[0], ANON_WRITE_FAULT)
+
+
+def test_fork_and_exit_traces_match_the_5_10_chains() -> None:
+    t = trace_scenario("fork-exit")
+    names = [r.name for r in t.roots]
+    fork_root = t.roots[names.index("dup_mm")]
+    exit_root = t.roots[names.index("do_exit")]
+    _chain_in(fork_root, FORK)
+    _chain_in(exit_root, EXIT)
+    assert exit_root.find("free_pgtables") is not None and exit_root.find("pgd_free") is not None
+
+
+def test_fork_shares_anon_pages_write_protected_and_counted() -> None:
+    m = small_machine()
+    p = m.spawn()
+    assert p.mm is not None
+    a = m.mmap(p.mm, 0, 0x3000, RW, ANON)
+    for i in range(3):
+        m.write(p, a + i * 0x1000, b"p")
+    c = m.fork(p)
+    assert isinstance(c, Task) and c.mm is not None
+    for i in range(3):
+        pp, cp = pte_of(m, p, a + i * 0x1000), pte_of(m, c, a + i * 0x1000)
+        assert pte_pfn(pp) == pte_pfn(cp)
+        assert not pp & _PAGE_RW and not cp & _PAGE_RW
+        assert cp & _PAGE_DIRTY and not cp & _PAGE_ACCESSED  # the child's pte is old
+        page = pfn_to_page(m.pgdat, pte_pfn(pp))
+        assert page._refcount == 2 and page._mapcount == 1
+    assert c.mm.rss_stat[MM_ANONPAGES] == 3 and c.mm.total_vm == p.mm.total_vm
+    assert c.mm.mmap is not None and p.mm.mmap is not None
+    assert c.mm.mmap.anon_vma is not None and c.mm.mmap.anon_vma is not p.mm.mmap.anon_vma
+    assert c.mm.mmap.anon_vma.root is p.mm.mmap.anon_vma  # anon_vma_fork: same root
+    assert_invariants(m)
+
+
+def test_fork_shares_shared_mappings_writable_and_clean() -> None:
+    m = small_machine()
+    p = m.spawn()
+    assert p.mm is not None
+    a = m.mmap(p.mm, 0, 0x1000, RW, MAP_SHARED | MAP_ANONYMOUS)
+    m.write(p, a, b"s")
+    m.mmap(p.mm, 0, 0x1000, RW, ANON)  # (shmem VMAs have no anon_vma: ...)
+    assert p.mm.mmap is not None
+    c = m.fork(p)
+    assert isinstance(c, Task) and c.mm is not None
+    # copy_page_range skips the shmem VMA (no anon_vma): the child faults it in
+    assert pte_of(m, c, a) == 0
+    assert m.read(c, a, 1) == b"s"
+    assert c.mm.rss_stat[MM_SHMEMPAGES] == 1 and p.mm.rss_stat[MM_SHMEMPAGES] == 1
+    assert pte_of(m, p, a) & _PAGE_RW
+    assert_invariants(m)
+
+
+def test_fork_of_a_file_mapping_with_an_anon_vma_copies_file_ptes() -> None:
+    m = small_machine()
+    p = m.spawn()
+    assert p.mm is not None
+    f = m.create_file("f", b"abcdefgh" * 1024)
+    a = m.mmap(p.mm, 0, 0x2000, RW, MAP_PRIVATE, f, 0)
+    m.read(p, a, 1)
+    m.write(p, a + 0x1000, b"X")  # page 1 private copy: the VMA gets an anon_vma
+    c = m.fork(p)
+    assert isinstance(c, Task) and c.mm is not None
+    assert c.mm.rss_stat[MM_FILEPAGES] == 1 and c.mm.rss_stat[MM_ANONPAGES] == 1
+    assert m.read(c, a, 2) == b"ab" and m.read(c, a + 0x1000, 2) == b"Xb"
+    assert_invariants(m)
+
+
+def test_exit_returns_every_page_and_table_to_the_allocator() -> None:
+    m = small_machine()
+    free_before = {z.name: z.nr_free_pages + z.pageset.count for z in m.pgdat.node_zones}
+    p = m.spawn()
+    assert p.mm is not None
+    a = m.mmap(p.mm, 0, 0x40000, RW, ANON)
+    for i in range(0, 0x40000, 0x3000):
+        m.write(p, a + i, b"data")
+    kids = []
+    for _ in range(3):
+        c = m.fork(p)
+        assert isinstance(c, Task)
+        kids.append(c)
+        m.write(c, a, b"kid")
+    for c in kids:
+        m.exit(c)
+        assert not all_violations(m)
+    m.exit(p)
+    assert not m.pgdat.allocated and not m.pgdat.pgtables
+    free_after = {z.name: z.nr_free_pages + z.pageset.count for z in m.pgdat.node_zones}
+    assert free_after == free_before
+    assert m.vm_globals.vm_committed_as == 0
+
+
+def test_parent_exit_first_leaves_the_child_sole_owner_of_shared_pages() -> None:
+    m = small_machine()
+    p = m.spawn()
+    assert p.mm is not None
+    a = m.mmap(p.mm, 0, 0x1000, RW, ANON)
+    m.write(p, a, b"mine")
+    c = m.fork(p)
+    assert isinstance(c, Task)
+    pfn = pte_pfn(pte_of(m, c, a))
+    m.exit(p)
+    page = pfn_to_page(m.pgdat, pfn)
+    assert page._refcount == 1 and page._mapcount == 0
+    m.write(c, a, b"M")  # the last sharer reuses the page
+    assert pte_pfn(pte_of(m, c, a)) == pfn and m.read(c, a, 4) == b"Mine"
+    assert_invariants(m)
+    m.exit(c)
+    assert not m.pgdat.allocated
