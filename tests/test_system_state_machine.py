@@ -1,0 +1,89 @@
+"""The whole-system Hypothesis state machine (issue 6): several tasks; mmap / munmap /
+mprotect, fork, exit, file mappings, reads and writes of random bytes at random addresses;
+every invariant of every issue so far (buddy, page tables, VMAs, COW / counts / leaks)
+after every step, every read and write against the logical-memory oracle, and no leak
+after the last task exits. A failure prints as a replayable list of steps."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+from refmodel.specs.system import System, random_steps
+
+small = st.integers(0, 15)
+big = st.integers(0, 1 << 20)
+
+
+class WholeSystem(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sys = System()
+
+    @rule()
+    def spawn(self) -> None:
+        self.sys.spawn()
+
+    @rule(task=small)
+    def fork(self, task: int) -> None:
+        self.sys.fork(task)
+
+    @rule(task=small)
+    def exit(self, task: int) -> None:
+        self.sys.exit(task)
+
+    @rule(npages=small, extra=big, seed=st.integers(0, 255))
+    def create_file(self, npages: int, extra: int, seed: int) -> None:
+        self.sys.create_file(npages, extra, seed)
+
+    @rule(f=small)
+    def release_file(self, f: int) -> None:
+        self.sys.release_file(f)
+
+    @rule(task=small, npages=small, prot=small, kind=small, sel=small, off=big,
+          fixed=st.booleans())
+    def mmap(self, task: int, npages: int, prot: int, kind: int, sel: int, off: int,
+             fixed: bool) -> None:
+        self.sys.mmap(task, npages, prot, kind, sel, off, fixed)
+
+    @rule(task=small, sel=small, off=big, npages=small)
+    def munmap(self, task: int, sel: int, off: int, npages: int) -> None:
+        self.sys.munmap(task, sel, off, npages)
+
+    @rule(task=small, sel=small, off=big, npages=small, prot=small)
+    def mprotect(self, task: int, sel: int, off: int, npages: int, prot: int) -> None:
+        self.sys.mprotect(task, sel, off, npages, prot)
+
+    @rule(task=small, sel=small, off=big, n=st.integers(0, 63), seed=st.integers(0, 255))
+    def write(self, task: int, sel: int, off: int, n: int, seed: int) -> None:
+        self.sys.write(task, sel, off, n, seed)
+
+    @rule(task=small, sel=small, off=big, n=st.integers(0, 63))
+    def read(self, task: int, sel: int, off: int, n: int) -> None:
+        self.sys.read(task, sel, off, n)
+
+    @invariant()
+    def every_invariant_holds(self) -> None:
+        self.sys.check()
+
+    def teardown(self) -> None:
+        self.sys.teardown()
+
+
+TestWholeSystem = WholeSystem.TestCase
+# At least 100 runs of 50 steps whatever the profile (about 10 s under ci); fuzz goes further.
+_profile = settings.default
+assert _profile is not None
+TestWholeSystem.settings = settings(
+    _profile, max_examples=max(_profile.max_examples, 100),
+    stateful_step_count=max(_profile.stateful_step_count, 50))
+
+
+def test_seeded_random_walk_with_every_check() -> None:
+    """A longer deterministic walk (the fuzz benchmark's driver) than the ci profile."""
+    s = System()
+    random_steps(s, random.Random(6), 600, check=True)
+    s.teardown()
