@@ -79,12 +79,13 @@ def _kill_uid(uid: int) -> None:
     os.waitpid(pid, 0)
 
 
-def _run(cmd: list[str], cwd: Path, timeout: float, log: Path,
-         log_kb: int) -> tuple[int | None, str]:
-    """Run with output to a file (a flood cannot block us), kill the session on timeout.
+def _run(cmd: list[str], cwd: Path, timeout: float, log: Path, log_kb: int,
+         stderr_too: bool = True) -> tuple[int | None, str]:
+    """Run with output to a file (a flood cannot block us), then kill the whole session.
     Returns (exit status or None on timeout, the first log_kb of the output)."""
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out,
+                                stderr=subprocess.STDOUT if stderr_too else subprocess.DEVNULL,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
         try:
             code: int | None = proc.wait(timeout=timeout)
@@ -181,20 +182,8 @@ def _run_task(task: Task, cfg: GradingConfig, wd: Path, logs: Path, uid: int | N
     for k, v in task.config:
         cmd += ["--config", f"{k}={v}"]
     cmd += ["--", *sandbox_cmd(lim, uid, wd, ["sh", "-c", f"exec {task.run}"])]
-    out_file = logs / f"{task.name}.json"
-    with open(out_file, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=wd, stdout=out, stderr=subprocess.DEVNULL,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-        try:
-            code: int | None = proc.wait(timeout=lim.run_timeout_s)
-        except subprocess.TimeoutExpired:
-            code = None
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        proc.wait()
-    text = out_file.read_text(errors="replace")
+    code, text = _run(cmd, wd, lim.run_timeout_s, logs / f"{task.name}.json", 1 << 20,
+                      stderr_too=False)
     try:
         card = json.loads(text)
         assert isinstance(card, dict)
