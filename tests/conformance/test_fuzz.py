@@ -4,6 +4,8 @@ example database; ``--model`` runs the model's own state machines."""
 from __future__ import annotations
 
 import json
+
+import pytest
 from pathlib import Path
 
 from refmodel.cli import main
@@ -29,3 +31,16 @@ def test_fuzz_model_runs_the_state_machines(tmp_path: Path, capsys: object) -> N
 def test_fuzz_usage_errors() -> None:
     assert main(["fuzz", "--minutes", "1"]) == 2
     assert main(["fuzz", "--model", "--target", "buddy"]) == 2
+
+
+def test_fuzz_model_without_a_checkout_uses_the_installed_system_driver(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from refmodel.conformance.fuzz import fuzz_model
+
+    monkeypatch.setenv("REFMODEL_SOURCE", str(tmp_path))  # nothing to import there
+    monkeypatch.setattr("refmodel.conformance.model_machines._SOURCES",
+                        {"no_such_module_here": ()})
+    assert fuzz_model(0.02, None, True, 7) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] is True and doc["systems"] >= 1 and doc["steps"] >= 200
