@@ -4,9 +4,9 @@ example database; ``--model`` runs the model's own state machines."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
-from pathlib import Path
 
 from refmodel.cli import main
 
