@@ -163,3 +163,23 @@ def config_int(config: dict[str, JSON], key: str, lo: int, hi: int) -> int:
     if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
         raise ValueError(f"config {key} must be an integer in [{lo}, {hi}], got {v!r}")
     return v
+
+
+class PagingLevelsConfig:
+    """The configuration of the targets that run on one address space: ``paging_levels``
+    (4 or 5), nothing else. Mixed into the pagetable, vma and mm targets."""
+
+    name: str
+
+    def default_config(self) -> dict[str, JSON]:
+        return {"paging_levels": 4}
+
+    def validate_config(self, config: dict[str, JSON]) -> dict[str, JSON]:
+        full = {**self.default_config(), **config}
+        unknown = set(full) - {"paging_levels"}
+        if unknown:
+            raise ValueError(f"unknown {self.name} config key(s): {', '.join(sorted(unknown))}")
+        if full["paging_levels"] not in (4, 5):
+            raise ValueError("config paging_levels must be 4 or 5")
+        config_int(full, "paging_levels", 4, 5)
+        return full

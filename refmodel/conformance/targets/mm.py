@@ -32,9 +32,9 @@ from refmodel.conformance.targets.base import (
     Failure,
     Op,
     Outcome,
+    PagingLevelsConfig,
     Session,
     Target,
-    config_int,
 )
 from refmodel.conformance.targets.vma import (
     LENGTHS,
@@ -356,24 +356,11 @@ def _decode(t: tuple[int, int, int, int, int, int]) -> Op:
     return Op("spawn", ())  # rarely: unrelated processes dilute fork's effects
 
 
-class MmTarget(Target):
+class MmTarget(PagingLevelsConfig, Target):
     name = "mm"
     description = "whole-process memory: mmap/munmap/mprotect, read and write, fork, exit"
     observations = ("vmas",)
     checks = CHECKS
-
-    def default_config(self) -> dict[str, JSON]:
-        return {"paging_levels": 4}
-
-    def validate_config(self, config: dict[str, JSON]) -> dict[str, JSON]:
-        full = {**self.default_config(), **config}
-        unknown = set(full) - {"paging_levels"}
-        if unknown:
-            raise ValueError(f"unknown mm config key(s): {', '.join(sorted(unknown))}")
-        if full["paging_levels"] not in (4, 5):
-            raise ValueError("config paging_levels must be 4 or 5")
-        config_int(full, "paging_levels", 4, 5)
-        return full
 
     def ops(self, config: dict[str, JSON]) -> st.SearchStrategy[Op]:
         # (kind, process, length/size, prot/kind, vma index, offset)

@@ -60,9 +60,9 @@ from refmodel.conformance.targets.base import (
     Failure,
     Op,
     Outcome,
+    PagingLevelsConfig,
     Session,
     Target,
-    config_int,
 )
 from refmodel.machine import Machine
 from refmodel.mm.mm_types import mm_struct
@@ -483,24 +483,11 @@ def _decode_pt(t: tuple[int, int, int, int, int, int]) -> Op:
     return Op("translate_non_canonical", (small % 4,))
 
 
-class PageTableTarget(Target):
+class PageTableTarget(PagingLevelsConfig, Target):
     name = "pagetable"
     description = "x86-64 page tables of one address space (4- or 5-level paging)"
     observations = ("entries", "tables")
     checks = CHECKS
-
-    def default_config(self) -> dict[str, JSON]:
-        return {"paging_levels": 4}
-
-    def validate_config(self, config: dict[str, JSON]) -> dict[str, JSON]:
-        full = {**self.default_config(), **config}
-        unknown = set(full) - {"paging_levels"}
-        if unknown:
-            raise ValueError(f"unknown pagetable config key(s): {', '.join(sorted(unknown))}")
-        if full["paging_levels"] not in (4, 5):
-            raise ValueError("config paging_levels must be 4 or 5")
-        config_int(full, "paging_levels", 4, 5)
-        return full
 
     def ops(self, config: dict[str, JSON]) -> st.SearchStrategy[Op]:
         levels = config["paging_levels"]

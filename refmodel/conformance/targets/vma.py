@@ -33,9 +33,9 @@ from refmodel.conformance.targets.base import (
     Failure,
     Op,
     Outcome,
+    PagingLevelsConfig,
     Session,
     Target,
-    config_int,
 )
 from refmodel.machine import Machine
 from refmodel.mm import mman as M
@@ -357,24 +357,11 @@ def _decode(t: tuple[int, int, int, int, int, int]) -> Op:
     return Op("bad", (c, d))
 
 
-class VmaTarget(Target):
+class VmaTarget(PagingLevelsConfig, Target):
     name = "vma"
     description = "one process's VMAs: mmap, munmap, mprotect, find_vma"
     observations = ("vmas",)
     checks = CHECKS
-
-    def default_config(self) -> dict[str, JSON]:
-        return {"paging_levels": 4}
-
-    def validate_config(self, config: dict[str, JSON]) -> dict[str, JSON]:
-        full = {**self.default_config(), **config}
-        unknown = set(full) - {"paging_levels"}
-        if unknown:
-            raise ValueError(f"unknown vma config key(s): {', '.join(sorted(unknown))}")
-        if full["paging_levels"] not in (4, 5):
-            raise ValueError("config paging_levels must be 4 or 5")
-        config_int(full, "paging_levels", 4, 5)
-        return full
 
     def ops(self, config: dict[str, JSON]) -> st.SearchStrategy[Op]:
         # (kind, length, prot, mmap kind / bad kind, vma index, offset in pages)
