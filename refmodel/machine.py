@@ -78,10 +78,21 @@ class Machine:
         mm = dup_mm(task.mm)
         if mm is None:
             return -12
-        child = Task(self.next_pid, task.comm, mm)
+        # copy_signal: the child inherits oom_score_adj
+        child = Task(self.next_pid, task.comm, mm, oom_score_adj=task.oom_score_adj)
         self.next_pid += 1
         self.tasks[child.pid] = child
         return child
+
+    def set_oom_score_adj(self, task: Task, value: int) -> int:
+        """Write /proc/PID/oom_score_adj (fs/proc/base.c:oom_score_adj_write): 0, or -EINVAL
+        outside [OOM_SCORE_ADJ_MIN, OOM_SCORE_ADJ_MAX]."""
+        from refmodel.mm.oom_kill import OOM_SCORE_ADJ_MAX, OOM_SCORE_ADJ_MIN
+
+        if not OOM_SCORE_ADJ_MIN <= value <= OOM_SCORE_ADJ_MAX:
+            return -22
+        task.oom_score_adj = value
+        return 0
 
     def exit(self, task: Task) -> None:
         """exit(2): do_exit tears the address space down; the task is gone."""

@@ -28,6 +28,8 @@ class Task:
     pid: int
     comm: str
     mm: mm_struct | None
+    oom_score_adj: int = 0  # signal->oom_score_adj, as /proc/PID/oom_score_adj sets it
+    kthread: bool = False  # PF_KTHREAD: never an OOM victim
 
     def __repr__(self) -> str:
         return f"Task({self.pid}, {self.comm!r}{'' if self.mm is not None else ', exited'})"
