@@ -183,3 +183,15 @@ class PagingLevelsConfig:
             raise ValueError("config paging_levels must be 4 or 5")
         config_int(full, "paging_levels", 4, 5)
         return full
+
+
+def tuple_ops(bounds: tuple[int, ...], decode: Callable[[tuple[int, ...]], Op]
+              ) -> st.SearchStrategy[Op]:
+    """Ops drawn as a tuple of integers in [0, bound) each, decoded by the target."""
+    return st.tuples(*(st.integers(0, b - 1) for b in bounds)).map(decode)
+
+
+def random_tuple_op(bounds: tuple[int, ...], decode: Callable[[tuple[int, ...]], Op],
+                    rng: random.Random) -> Op:
+    """The same op space as :func:`tuple_ops`, drawn with a seeded PRNG (vectors)."""
+    return decode(tuple(rng.randrange(b) for b in bounds))

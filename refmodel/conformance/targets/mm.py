@@ -35,6 +35,8 @@ from refmodel.conformance.targets.base import (
     PagingLevelsConfig,
     Session,
     Target,
+    random_tuple_op,
+    tuple_ops,
 )
 from refmodel.conformance.targets.vma import (
     LENGTHS,
@@ -335,7 +337,7 @@ def _args(req: Message) -> str:
                      for k, v in req.items() if k not in ("op", "id"))
 
 
-def _decode(t: tuple[int, int, int, int, int, int]) -> Op:
+def _decode(t: tuple[int, ...]) -> Op:
     kind, a, b, c, d, e = t
     if kind < 20:
         return Op("mmap", (a, b, c, d, e, e))
@@ -362,15 +364,14 @@ class MmTarget(PagingLevelsConfig, Target):
     observations = ("vmas",)
     checks = CHECKS
 
+    # (kind, process, length/size, prot/kind, vma index, offset)
+    bounds = (100, 8, 8, 6, 8, 24)
+
     def ops(self, config: dict[str, JSON]) -> st.SearchStrategy[Op]:
-        # (kind, process, length/size, prot/kind, vma index, offset)
-        return st.tuples(st.integers(0, 99), st.integers(0, 7), st.integers(0, 7),
-                         st.integers(0, 5), st.integers(0, 7),
-                         st.integers(0, 23)).map(_decode)
+        return tuple_ops(self.bounds, _decode)
 
     def random_op(self, config: dict[str, JSON], rng: random.Random) -> Op:
-        return _decode((rng.randrange(100), rng.randrange(8), rng.randrange(8),
-                        rng.randrange(6), rng.randrange(8), rng.randrange(24)))
+        return random_tuple_op(self.bounds, _decode, rng)
 
     def session(self, config: dict[str, JSON], mode: str, observations: frozenset[str],
                 tally: Counter[str]) -> Session:

@@ -36,6 +36,8 @@ from refmodel.conformance.targets.base import (
     PagingLevelsConfig,
     Session,
     Target,
+    random_tuple_op,
+    tuple_ops,
 )
 from refmodel.machine import Machine
 from refmodel.mm import mman as M
@@ -344,7 +346,7 @@ def _args(req: Message) -> str:
                      for k, v in req.items() if k not in ("op", "id"))
 
 
-def _decode(t: tuple[int, int, int, int, int, int]) -> Op:
+def _decode(t: tuple[int, ...]) -> Op:
     kind, a, b, c, d, e = t
     if kind < 40:
         return Op("mmap", (a, b, c, d, e))
@@ -363,15 +365,14 @@ class VmaTarget(PagingLevelsConfig, Target):
     observations = ("vmas",)
     checks = CHECKS
 
+    # (kind, length, prot, mmap kind / bad kind, vma index, offset in pages)
+    bounds = (100, 8, 6, 6, 16, 24)
+
     def ops(self, config: dict[str, JSON]) -> st.SearchStrategy[Op]:
-        # (kind, length, prot, mmap kind / bad kind, vma index, offset in pages)
-        return st.tuples(st.integers(0, 99), st.integers(0, 7), st.integers(0, 5),
-                         st.integers(0, 5), st.integers(0, 15),
-                         st.integers(0, 23)).map(_decode)
+        return tuple_ops(self.bounds, _decode)
 
     def random_op(self, config: dict[str, JSON], rng: random.Random) -> Op:
-        return _decode((rng.randrange(100), rng.randrange(8), rng.randrange(6),
-                        rng.randrange(6), rng.randrange(16), rng.randrange(24)))
+        return random_tuple_op(self.bounds, _decode, rng)
 
     def session(self, config: dict[str, JSON], mode: str, observations: frozenset[str],
                 tally: Counter[str]) -> Session:
