@@ -7,4 +7,4 @@ itself never does.
 
 from __future__ import annotations
 
-BENCH_MODULES: tuple[str, ...] = ("buddy", "vma", "conform", "slab", "fault", "grade")
+BENCH_MODULES: tuple[str, ...] = ("buddy", "vma", "conform", "slab", "fault", "reclaim", "grade")

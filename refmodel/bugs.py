@@ -23,3 +23,11 @@ class BadPage(KernelBug):
 
 class KernelWarning(KernelBug):
     """A WARN_ON that 5.10 prints before refusing the request; raised so nobody misses it."""
+
+
+class KernelPanic(KernelBug):
+    """kernel/panic.c:panic: 5.10 stops the machine (e.g. out_of_memory's "System is
+    deadlocked on memory" when nothing is left to kill); the model raises."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("panic", message)

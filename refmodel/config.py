@@ -36,6 +36,9 @@ class MachineConfig:
     extra_reserved: tuple[tuple[int, int], ...] = ()
     min_free_kbytes: int | None = None  # None: computed at boot as 5.10 does
     pcp: bool = True
+    # One swap area on a rotating disk (swapon at boot), ``swap`` bytes including its
+    # header page; 0 for none.
+    swap: int = 0
 
     def __post_init__(self) -> None:
         if self.paging_levels not in (4, 5):
@@ -54,10 +57,22 @@ class MachineConfig:
         for s, e in self.extra_reserved:
             if not 0 <= s < e <= self.nr_pages:
                 raise ValueError(f"reserved range [{s:#x}, {e:#x}) is not inside memory")
+        if self.swap < 0 or self.swap % PAGE_SIZE:
+            raise ValueError("swap must be a non-negative multiple of the page size")
+        if 0 < self.swap < 2 * PAGE_SIZE:
+            raise ValueError("a swap area needs its header page and at least one slot "
+                             "(swapon: \"Empty swap-file\")")
+        if self.swap > 64 * GiB:
+            raise ValueError("swap beyond 64 GiB is not supported by the model")
 
     @property
     def nr_pages(self) -> int:
         return self.memory // PAGE_SIZE
+
+    @property
+    def swap_pages(self) -> int:
+        """Pages of the swap area, header included (swap_info_struct.max)."""
+        return self.swap // PAGE_SIZE
 
     def holes(self) -> tuple[tuple[int, int], ...]:
         """pfn ranges that are not RAM at all (not present)."""

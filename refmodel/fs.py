@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from refmodel.mm.mm_types import vm_area_struct
     from refmodel.mm.mman import vm_globals
     from refmodel.mm.types import Page
 
@@ -30,6 +31,9 @@ class address_space:
     nrpages: int = 0
     swapbacked: bool = False
     evict: Callable[[address_space], None] | None = None
+    # i_mmap: the interval tree of the VMAs mapping this file (rmap_walk_file's list)
+    i_mmap: list[vm_area_struct] = field(default_factory=list)
+    host: file | None = None  # mapping->host (the model's file stands in for the inode)
 
     def __repr__(self) -> str:
         return f"address_space(nrpages={self.nrpages})"
@@ -62,6 +66,9 @@ class file:
     # and its page cache (f_mapping == inode->i_mapping: one per file object here).
     data: bytearray = field(default_factory=bytearray)
     f_mapping: address_space = field(default_factory=address_space)
+
+    def __post_init__(self) -> None:
+        self.f_mapping.host = self
 
     def __repr__(self) -> str:
         return f"file({self.name!r}, size={self.size:#x})"

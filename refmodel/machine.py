@@ -12,7 +12,7 @@ from refmodel.arch.x86.sys_x86_64 import sys_mmap
 from refmodel.bugs import KernelBug
 from refmodel.config import BuddyConfig, MachineConfig
 from refmodel.fs import address_space, file, fput
-from refmodel.kernel.exit import do_exit
+from refmodel.kernel.exit import do_exit, release_task
 from refmodel.kernel.fork import dup_mm
 from refmodel.mm.filemap import filemap_write_and_wait
 from refmodel.mm.mm_types import mm_struct
@@ -20,11 +20,15 @@ from refmodel.mm.mman import vm_globals
 from refmodel.mm.mmap import sys_brk, sys_munmap
 from refmodel.mm.mmzone import pfn_to_page, pglist_data
 from refmodel.mm.mprotect import sys_mprotect
+from refmodel.mm.oom_kill import oom_control, out_of_memory, tsk_is_oom_victim
 from refmodel.mm.page_alloc import __free_pages as _free_pages_of_page
 from refmodel.mm.page_alloc import alloc_pages
 from refmodel.mm.page_alloc_init import boot_node, boot_standalone
+from refmodel.mm.swap_slots import enable_swap_slots_cache
+from refmodel.mm.swapfile import setup_swap_map_and_extents
 from refmodel.mm.truncate import truncate_inode_pages_final
 from refmodel.mm.types import Page
+from refmodel.mm.vmscan import kswapd, try_to_free_pages, wakeup_kswapd
 from refmodel.task import Task, user_read, user_write
 
 
@@ -41,6 +45,79 @@ class Machine:
         self.tasks: dict[int, Task] = {}
         self.next_pid = 1
         self.files: list[file] = []
+        # ``current``: the task whose system call or memory access is running (None between
+        # operations, or for an mm no task owns). Kernel code reaches it only through the
+        # hooks Machine wires (DESIGN: current is a parameter, never a global).
+        self.current: Task | None = None
+        # The OOM killer: the allocator and the fault path reach out_of_memory and current's
+        # signal / victim state through the node's hooks. last_oom records the most recent
+        # out_of_memory decision (candidates, victim) for specs.oom.
+        self.last_oom: oom_control | None = None
+        hooks = self.pgdat.hooks
+        hooks.out_of_memory = self._out_of_memory
+        hooks.fatal_signal_pending = self._current_fatal_signal_pending
+        hooks.tsk_is_oom_victim = self._current_is_oom_victim
+        # Reclaim: swapon at boot, direct reclaim and kswapd's wake-ups from the allocator.
+        pgdat = self.pgdat
+        if self.config.swap:
+            setup_swap_map_and_extents(pgdat, self.config.swap_pages)
+            enable_swap_slots_cache(pgdat)
+            self.vm_globals.total_swap_pages = pgdat.total_swap_pages
+        hooks.try_to_free_pages = lambda gfp_mask, order: try_to_free_pages(
+            pgdat, order, gfp_mask)
+        hooks.wakeup_kswapd = lambda zone, order, hz: wakeup_kswapd(pgdat, zone, 0, order, hz)
+
+    # Every task operation runs between _enter and _leave; _after_op is the deterministic
+    # point where what 5.10 does asynchronously (kswapd, the death of OOM-killed tasks)
+    # happens in the model.
+    def _enter(self, task: Task | None) -> None:
+        self.current = task
+
+    def _leave(self) -> None:
+        self.current = None
+        self._after_op()
+
+    def _after_op(self) -> None:
+        """Runs after every task operation (see docs/scope.md, "Deterministic points"):
+        OOM-killed tasks exit, then a woken kswapd runs until it sleeps again."""
+        self._exit_killed_tasks()
+        if self.pgdat.kswapd_woken:
+            kswapd(self.pgdat)
+
+    # The OOM killer's side of the Machine: hooks (current is this Machine's) and the death
+    # of killed tasks.
+    def _out_of_memory(self, gfp_mask: int, order: int) -> bool:
+        oc = oom_control(gfp_mask=gfp_mask, order=order)
+        self.last_oom = oc
+        return out_of_memory(self.pgdat, oc, self.current, self.tasks.values())
+
+    def _current_fatal_signal_pending(self) -> bool:
+        # fatal_signal_pending(current), read directly: the user access loop asks after
+        # every fault, and the check should not clutter traces
+        return self.current is not None and self.current.sigkill_pending
+
+    def _current_is_oom_victim(self) -> bool:
+        return self.current is not None and tsk_is_oom_victim(self.current)
+
+    def _exit_killed_tasks(self) -> None:
+        """Tasks with SIGKILL pending exit, in pid order (5.10: each dies on its way back
+        to user mode, do_group_exit → do_exit; the model does it once the operation that
+        killed them is over)."""
+        for pid in sorted(self.tasks):
+            t = self.tasks.get(pid)
+            if t is None or not t.sigkill_pending or t.mm is None:
+                continue
+            self.current = t
+            try:
+                self._exit_task(t)
+            finally:
+                self.current = None
+
+    def _task_of(self, mm: mm_struct) -> Task | None:
+        for t in self.tasks.values():
+            if t.mm is mm:
+                return t
+        return None
 
     # The allocator, by pfn, for tools and tests.
     def alloc_pages(self, gfp_mask: int, order: int) -> Page | None:
@@ -75,7 +152,11 @@ class Machine:
         or -ENOMEM."""
         if task.mm is None:
             raise ValueError(f"{task} has exited")
-        mm = dup_mm(task.mm)
+        self._enter(task)
+        try:
+            mm = dup_mm(task.mm)
+        finally:
+            self._leave()
         if mm is None:
             return -12
         # copy_signal: the child inherits oom_score_adj
@@ -98,28 +179,50 @@ class Machine:
         """exit(2): do_exit tears the address space down; the task is gone."""
         if task.mm is None:
             raise ValueError(f"{task} has exited")
+        self._enter(task)
+        try:
+            self._exit_task(task)
+        finally:
+            self._leave()
+
+    def _exit_task(self, task: Task) -> None:
+        """do_exit for ``task`` (current), then release_task: the task is gone."""
+        assert task.mm is not None
         mm, task.mm = task.mm, None
         do_exit(mm)
         self.tasks.pop(task.pid, None)
+        release_task(task)
 
     # User memory, through the page tables: bytes, or the signal the access raised.
     def read(self, task: Task, addr: int, n: int) -> bytes | SigInfo:
         """Load n bytes at addr as the task would (faults taken on the way)."""
         if task.mm is None:
             raise ValueError(f"{task} has exited")
-        return user_read(self.pgdat, task.mm, addr & _ULONG, n)
+        self._enter(task)
+        try:
+            return user_read(self.pgdat, task.mm, addr & _ULONG, n)
+        finally:
+            self._leave()
 
     def write(self, task: Task, addr: int, data: bytes) -> int | SigInfo:
         """Store data at addr as the task would: the bytes stored, or the signal."""
         if task.mm is None:
             raise ValueError(f"{task} has exited")
-        return user_write(self.pgdat, task.mm, addr & _ULONG, data)
+        self._enter(task)
+        try:
+            return user_write(self.pgdat, task.mm, addr & _ULONG, data)
+        finally:
+            self._leave()
 
     def fetch(self, task: Task, addr: int, n: int) -> bytes | SigInfo:
         """An instruction fetch of n bytes at addr (X86_PF_INSTR faults)."""
         if task.mm is None:
             raise ValueError(f"{task} has exited")
-        return user_read(self.pgdat, task.mm, addr & _ULONG, n, instr=True)
+        self._enter(task)
+        try:
+            return user_read(self.pgdat, task.mm, addr & _ULONG, n, instr=True)
+        finally:
+            self._leave()
 
     def access(self, task: Task, addr: int, n: int = 1, write: bool = False,
                data: bytes | None = None) -> bytes | int | SigInfo:
@@ -156,21 +259,38 @@ class Machine:
         if isinstance(fd, int):
             fd = _s32(fd)
         u = _ULONG
-        ret = sys_mmap(mm, addr & u, length & u, prot & u, flags & u, fd, offset & u)
+        self._enter(self._task_of(mm))
+        try:
+            ret = sys_mmap(mm, addr & u, length & u, prot & u, flags & u, fd, offset & u)
+        finally:
+            self._leave()
         return _syscall_ret(ret)
 
     def munmap(self, mm: mm_struct, addr: int, length: int) -> int:
         """munmap(2): 0 or -errno."""
-        return _syscall_ret(sys_munmap(mm, addr & _ULONG, length & _ULONG))
+        self._enter(self._task_of(mm))
+        try:
+            return _syscall_ret(sys_munmap(mm, addr & _ULONG, length & _ULONG))
+        finally:
+            self._leave()
 
     def brk(self, mm: mm_struct, addr: int) -> int:
         """brk(2): the new program break, or the old one if the request is refused.
         ``mm.start_brk``/``mm.brk`` must have been set (exec's job; no ELF loader here)."""
-        return sys_brk(mm, addr & _ULONG)
+        self._enter(self._task_of(mm))
+        try:
+            return sys_brk(mm, addr & _ULONG)
+        finally:
+            self._leave()
 
     def mprotect(self, mm: mm_struct, addr: int, length: int, prot: int) -> int:
         """mprotect(2): 0 or -errno (prot is an unsigned long in 5.10)."""
-        return _syscall_ret(sys_mprotect(mm, addr & _ULONG, length & _ULONG, prot & _ULONG))
+        self._enter(self._task_of(mm))
+        try:
+            return _syscall_ret(sys_mprotect(mm, addr & _ULONG, length & _ULONG,
+                                             prot & _ULONG))
+        finally:
+            self._leave()
 
 
 _ULONG = (1 << 64) - 1  # arguments are masked to it: the C ABI's unsigned long

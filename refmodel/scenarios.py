@@ -232,3 +232,84 @@ register(Scenario(
     "→ free_pgtables → pgd_free)",
     _fork_exit,
 ))
+
+
+# A small machine for the OOM scenario: 20 MiB of RAM with 1-16 MiB reserved and no kernel
+# image, about 1160 usable pages, so running out of memory takes a second, not minutes.
+OOM_DEMO_CONFIG = MachineConfig(memory=20 * MiB, kernel_image=0,
+                                extra_reserved=((0x100, 0x1000),))
+
+
+def _oom() -> Callable[[], object]:
+    from refmodel.mm.mman import MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE
+    from refmodel.task import Task
+
+    rw, anon = PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS
+
+    def build() -> tuple[Machine, Task, int]:
+        m = Machine(OOM_DEMO_CONFIG)
+        m.spawn("init")
+        hog = m.spawn("hog")
+        grow = m.spawn("grow")
+        m.set_oom_score_adj(grow, -1000)  # the allocating task is never a victim
+        assert hog.mm is not None and grow.mm is not None
+        a = m.mmap(hog.mm, 0, 0x8000, rw, anon)
+        m.write(hog, a, bytes(0x8000))  # 8 pages
+        m.mmap(grow.mm, 0, 4 * MiB, rw, anon)
+        b = m.mmap(grow.mm, 0, 4 * MiB, rw, anon)  # right below: one 8 MiB VMA from b
+        return m, grow, b
+
+    # A dry run finds the page whose fault runs out of memory; the model is deterministic,
+    # so a second identical machine reaches the same point and only that write is traced.
+    m, grow, b = build()
+    n = 0
+    while m.last_oom is None:
+        if n == 2048:
+            raise RuntimeError("the oom scenario never ran out of memory")
+        m.write(grow, b + n * 4096, b"g")
+        n += 1
+    m, grow, b = build()
+    for i in range(n - 1):
+        m.write(grow, b + i * 4096, b"g")
+    return lambda: m.write(grow, b + (n - 1) * 4096, b"g")
+
+
+register(Scenario(
+    "oom",
+    "a task protected by oom_score_adj -1000 touches one page too many: "
+    "__alloc_pages_slowpath → __alloc_pages_may_oom → out_of_memory → select_bad_process "
+    "chooses the 8-page hog, oom_kill_process → __oom_kill_process kills it and the OOM "
+    "reaper (run synchronously) unmaps its pages; the fault's allocation then succeeds, "
+    "and the hog exits when the operation ends (do_exit, release_task)",
+    _oom,
+))
+
+
+def _reclaim() -> Callable[[], object]:
+    from refmodel.mm.mman import MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE
+
+    m = Machine(MachineConfig(memory=24 * MiB, kernel_image=4 * MiB,
+                              extra_reserved=((0x100, 0xE00),), swap=4 * MiB))
+    m.spawn("init")
+    t = m.spawn("task")
+    assert t.mm is not None
+    n = 256
+    a = m.mmap(t.mm, 0, n * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+    for i in range(n):  # anonymous pages on the inactive list, their ptes young
+        m.write(t, a + i * 4096, b"d")
+    # Kernel allocations that never reclaim (GFP_NOWAIT) eat the free pages down to the
+    # min watermark. They are not task operations, so kswapd (woken) does not run yet.
+    while m.alloc_pages(G.GFP_NOWAIT | G.__GFP_NOWARN, 0) is not None:
+        pass
+    return lambda: m.alloc_pages(G.GFP_KERNEL, 0)
+
+
+register(Scenario(
+    "reclaim",
+    "a GFP_KERNEL allocation on a machine at its min watermark: __alloc_pages_slowpath → "
+    "__alloc_pages_direct_reclaim → __perform_reclaim → try_to_free_pages → "
+    "do_try_to_free_pages → shrink_zones → shrink_node → shrink_lruvec → shrink_list → "
+    "shrink_inactive_list → shrink_page_list (page_check_references, add_to_swap, "
+    "try_to_unmap, pageout → swap_writepage, __remove_mapping), from DEF_PRIORITY down",
+    _reclaim,
+))

@@ -3,7 +3,8 @@
 A :class:`Task` is the little of struct task_struct the memory model needs: a pid, a name
 and its mm. :func:`user_access` is a user-mode load/store/fetch of a byte range: the CPU
 walks the page tables (refmodel.arch.x86.cpu); on #PF the kernel's fault entry runs
-(exc_page_fault) and the access is retried; a signal ends it. The bytes are the model's
+(exc_page_fault) and the access is retried; a signal ends it, and a task the OOM killer
+killed meanwhile (SIGKILL pending) dies instead of retrying. The bytes are the model's
 page contents (pgdat.page_data), so copy-on-write can be checked by reading memory back.
 """
 
@@ -12,7 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from refmodel.arch.x86.cpu import ACCESS_OK, GP_FAULT, cpu_translate
-from refmodel.arch.x86.fault import SigInfo, exc_general_protection, exc_page_fault
+from refmodel.arch.x86.fault import (
+    SI_KERNEL,
+    SIGKILL,
+    SigInfo,
+    exc_general_protection,
+    exc_page_fault,
+)
 from refmodel.arch.x86.pgtable_types import PAGE_SHIFT, PAGE_SIZE, PTE_PFN_MASK
 from refmodel.bugs import KernelBug
 from refmodel.mm.mm_types import mm_struct
@@ -30,6 +37,13 @@ class Task:
     mm: mm_struct | None
     oom_score_adj: int = 0  # signal->oom_score_adj, as /proc/PID/oom_score_adj sets it
     kthread: bool = False  # PF_KTHREAD: never an OOM victim
+    # SIGKILL queued for the task (and, as complete_signal does for a fatal signal,
+    # SIGNAL_GROUP_EXIT set): fatal_signal_pending. The task exits at the end of the
+    # Machine operation (Machine._after_op); no other signal is ever left pending.
+    sigkill_pending: bool = False
+    # signal->oom_mm: the mm it had when the OOM killer marked it (tsk_is_oom_victim); it
+    # holds a reference on that mm (mm_count) until the task is released.
+    oom_mm: mm_struct | None = None
 
     def __repr__(self) -> str:
         return f"Task({self.pid}, {self.comm!r}{'' if self.mm is not None else ', exited'})"
@@ -47,6 +61,11 @@ def _page_access(pgdat: pglist_data, mm: mm_struct, addr: int, write: bool,
         if code == GP_FAULT:
             return exc_general_protection(addr)
         sig = exc_page_fault(pgdat, mm, code, addr)
+        fatal = pgdat.hooks.fatal_signal_pending
+        if fatal is not None and fatal():
+            # On the way back to user mode get_signal finds the group exit (the OOM
+            # killer's SIGKILL) before anything else: the access is not retried.
+            return SigInfo(SIGKILL, SI_KERNEL, 0)
         if sig is not None:
             return sig
     raise KernelBug("model: fault loop", f"{MAX_FAULTS_PER_ACCESS} faults for one access at "

@@ -67,8 +67,33 @@ EXIT: tuple[tuple[str, str], ...] = (
     ("zap_pte_range", "mm/memory.c"),
 )
 
+# The OOM killer, from the allocator's slow path (x86-64, 5.10): out_of_memory first selects
+# (select_bad_process), then kills (oom_kill_process); the two are siblings.
+OOM_SELECT: tuple[tuple[str, str], ...] = (
+    ("__alloc_pages_slowpath", "mm/page_alloc.c"),
+    ("__alloc_pages_may_oom", "mm/page_alloc.c"),
+    ("out_of_memory", "mm/oom_kill.c"),
+    ("select_bad_process", "mm/oom_kill.c"),
+    ("oom_evaluate_task", "mm/oom_kill.c"),
+    ("oom_badness", "mm/oom_kill.c"),
+)
+OOM_KILL: tuple[tuple[str, str], ...] = (
+    ("__alloc_pages_slowpath", "mm/page_alloc.c"),
+    ("__alloc_pages_may_oom", "mm/page_alloc.c"),
+    ("out_of_memory", "mm/oom_kill.c"),
+    ("oom_kill_process", "mm/oom_kill.c"),
+    ("__oom_kill_process", "mm/oom_kill.c"),
+    ("wake_oom_reaper", "mm/oom_kill.c"),
+    ("oom_reap_task", "mm/oom_kill.c"),
+    ("oom_reap_task_mm", "mm/oom_kill.c"),
+    ("__oom_reap_task_mm", "mm/oom_kill.c"),
+    ("unmap_page_range", "mm/memory.c"),
+)
+
 # What the seed (chapter 2) claims instead.
 SEED_CLAIMS: dict[str, tuple[str, ...]] = {
     "page fault": ("handle_mm_fault", "do_page_fault"),  # reversed, and do_page_fault is gone
     "anonymous page": ("handle_mm_fault", "alloc_pages_vma", "set_pte_at"),
+    # chapter 5: "oom_kill_process() 调用 select_bad_process()"
+    "oom": ("oom_kill_process", "select_bad_process"),
 }

@@ -4,12 +4,13 @@ logical-memory oracle every read is checked against (issue 6: faults, COW, fork,
 Invariants (each returns the violations it finds, empty when it holds):
 - an anonymous page mapped in more than one place is writable in none of them;
 - every mapped or cached page's _mapcount is the number of ptes mapping it, and its
-  _refcount is that plus one for the page cache holding it (nothing else holds pages in
-  the model: no swap cache, no pins, no LRU pagevecs);
+  _refcount is that plus one for the page cache or the swap cache holding it (nothing
+  else holds pages between operations: no pins, and the LRU pagevecs are always drained);
 - each mm's rss counters are what its ptes map (MM_ANONPAGES / MM_FILEPAGES /
-  MM_SHMEMPAGES by mm_counter);
+  MM_SHMEMPAGES by mm_counter, MM_SWAPENTS its swap ptes);
 - no page is both free and mapped (or cached), and the zero page is never written;
-- every allocated page is accounted for: a page table, a mapped page or a cached page
+- every allocated page is accounted for: a page table, a mapped page, a page-cache or
+  swap-cache page
   (so after every task exits and every file is released, nothing is allocated: no leak);
 - the shared zero page is only ever mapped read-only and special.
 
@@ -22,7 +23,7 @@ never looks at page tables or struct pages.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from refmodel.arch.x86.fault import (
@@ -45,15 +46,24 @@ from refmodel.arch.x86.pgtable_types import (
     PTE_PFN_MASK,
 )
 from refmodel.fs import file
-from refmodel.mm.memory import MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, ZERO_PFN
-from refmodel.mm.mm_types import mm_struct, vm_area_struct
+from refmodel.mm.memory import ZERO_PFN
+from refmodel.mm.mm_types import (
+    MM_ANONPAGES,
+    MM_FILEPAGES,
+    MM_SHMEMPAGES,
+    MM_SWAPENTS,
+    mm_struct,
+    vm_area_struct,
+)
 from refmodel.mm.mmzone import pglist_data
+from refmodel.mm.swapops import is_swap_pte, swp_entry
 from refmodel.mm.types import PAGE_MAPPING_ANON, PageFlags, PageState
 from refmodel.mm.vm_flags import VM_EXEC, VM_READ, VM_SHARED, VM_WRITE
 from refmodel.specs import Violation
 
 _PG_swapbacked = int(PageFlags.PG_swapbacked)
 _PG_slab = int(PageFlags.PG_slab)
+_PG_swapcache = int(PageFlags.PG_owner_priv_1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -68,10 +78,13 @@ class Mappings:
     mms: Sequence[mm_struct]
     by_pfn: dict[int, list[tuple[int, int, int]]] = field(default_factory=dict)
     cached: dict[int, tuple[file, int]] = field(default_factory=dict)  # pfn -> (file, index)
+    swapcached: dict[int, int] = field(default_factory=dict)  # pfn -> swp_entry_t
+    swap_ptes: list[int] = field(default_factory=list)  # per mm: swap ptes (MM_SWAPENTS)
 
 
-def user_leaves(pgdat: pglist_data, mm: mm_struct) -> list[tuple[int, int]]:
-    """(address, pte) of every present (or PROT_NONE) pte in mm's user half."""
+def _leaf_entries(pgdat: pglist_data, mm: mm_struct,
+                  keep: Callable[[int], bool]) -> list[tuple[int, int]]:
+    """(address, pte) of every pte in mm's user half for which ``keep(pte)``."""
     tables = pgdat.pgtables
     if not mm.pgd:
         return []
@@ -87,11 +100,16 @@ def user_leaves(pgdat: pglist_data, mm: mm_struct) -> list[tuple[int, int]]:
                 continue
             addr = base | (idx << shift)
             if depth == last:
-                if val & (_PAGE_PRESENT | _PAGE_PROTNONE):
+                if keep(val):
                     out.append((addr, val))
             elif val & _PAGE_PRESENT and not (val & _PAGE_PSE and depth >= last - 2):
                 stack.append(((val & PTE_PFN_MASK) >> PAGE_SHIFT, depth + 1, addr))
     return out
+
+
+def user_leaves(pgdat: pglist_data, mm: mm_struct) -> list[tuple[int, int]]:
+    """(address, pte) of every present (or PROT_NONE) pte in mm's user half."""
+    return _leaf_entries(pgdat, mm, lambda val: bool(val & (_PAGE_PRESENT | _PAGE_PROTNONE)))
 
 
 def files_of(mms: Iterable[mm_struct], extra: Iterable[file] = ()) -> list[file]:
@@ -118,7 +136,16 @@ def collect(pgdat: pglist_data, mms: Sequence[mm_struct], files: Iterable[file],
     for f in files:
         for index, page in f.f_mapping.i_pages.items():
             out.cached[page.pfn] = (f, index)
+    for si in pgdat.swap_info:
+        for off, page in si.cache.items():
+            out.swapcached[page.pfn] = swp_entry(si.type, off)
+    out.swap_ptes = [len(user_swap_ptes(pgdat, mm)) if pgdat.swap_info else 0 for mm in mms]
     return out
+
+
+def user_swap_ptes(pgdat: pglist_data, mm: mm_struct) -> list[tuple[int, int]]:
+    """(address, pte) of every swap pte in mm's user half."""
+    return _leaf_entries(pgdat, mm, is_swap_pte)
 
 
 # --------------------------------------------------------------------------------------------
@@ -158,12 +185,14 @@ def counts_match_mappings(pgdat: pglist_data, mp: Mappings) -> list[Violation]:
         if page is None:
             v.append(Violation("counts_match_mappings", f"pfn {pfn:#x} mapped, never used"))
             continue
-        want_ref = len(users) + (1 if pfn in mp.cached else 0)
+        want_ref = len(users) + (1 if pfn in mp.cached else 0) + (
+            1 if pfn in mp.swapcached else 0)
         if page._mapcount + 1 != len(users) or page._refcount != want_ref:
             v.append(Violation("counts_match_mappings",
                                f"pfn {pfn:#x}: _mapcount {page._mapcount} _refcount "
                                f"{page._refcount}, but {len(users)} pte(s)"
-                               f"{' and the page cache' if pfn in mp.cached else ''} "
+                               f"{' and the page cache' if pfn in mp.cached else ''}"
+                               f"{' and the swap cache' if pfn in mp.swapcached else ''} "
                                f"map it (want {len(users) - 1} / {want_ref})"))
     for pfn, (f, index) in mp.cached.items():
         if pfn in mp.by_pfn:
@@ -178,6 +207,16 @@ def counts_match_mappings(pgdat: pglist_data, mp: Mappings) -> list[Violation]:
             v.append(Violation("page_cache_links",
                                f"pfn {pfn:#x} in {f.name}[{index}] has the wrong "
                                f"mapping/index ({page.index})"))
+    for pfn, entry in mp.swapcached.items():
+        page = pgdat.mem_map[pfn]
+        if pfn not in mp.by_pfn and (page._mapcount != -1 or page._refcount != 1):
+            v.append(Violation("counts_match_mappings",
+                               f"swap-cached pfn {pfn:#x} is mapped by no pte but has "
+                               f"_mapcount {page._mapcount} _refcount {page._refcount}"))
+        if page.private != entry or not page.flags & _PG_swapcache:
+            v.append(Violation("swap_cache_links",
+                               f"pfn {pfn:#x} in the swap cache at {entry:#x} has "
+                               f"private {page.private:#x}, flags {page.flags:#x}"))
     return v
 
 
@@ -199,6 +238,8 @@ def rss_matches_ptes(pgdat: pglist_data, mp: Mappings) -> list[Violation]:
             c = MM_FILEPAGES
         for n, _addr, _pte in users:
             want[n][c] += 1
+    for n, nswap in enumerate(mp.swap_ptes):
+        want[n][MM_SWAPENTS] = nswap
     v = []
     for n, mm in enumerate(mp.mms):
         if mm.rss_stat != want[n]:
@@ -211,7 +252,7 @@ def no_page_free_and_mapped(pgdat: pglist_data, mp: Mappings) -> list[Violation]
     """Every mapped or cached page is allocated (never free in the buddy or on a per-cpu
     list, never a page table); the zero page is never written."""
     v = []
-    for pfn in list(mp.by_pfn) + list(mp.cached):
+    for pfn in list(mp.by_pfn) + list(mp.cached) + list(mp.swapcached):
         if pfn == ZERO_PFN:
             continue
         page = pgdat.mem_map.get(pfn)
@@ -232,7 +273,8 @@ def every_page_accounted(pgdat: pglist_data, mp: Mappings,
     known = set(baseline)
     v = []
     for pfn in pgdat.allocated:
-        if pfn in known or pfn in pgdat.pgtables or pfn in mp.by_pfn or pfn in mp.cached:
+        if (pfn in known or pfn in pgdat.pgtables or pfn in mp.by_pfn or pfn in mp.cached
+                or pfn in mp.swapcached):
             continue
         page = pgdat.mem_map.get(pfn)
         if page is not None and page.flags & _PG_slab:
@@ -283,6 +325,10 @@ class LogicalMemory:
 
     def exit(self, pid: int) -> None:
         del self.private[pid]
+
+    def pids(self) -> list[int]:
+        """The processes the oracle follows."""
+        return sorted(self.private)
 
     def unmapped(self, pid: int, start: int, end: int) -> None:
         """[start, end) lost its old contents (munmap, or an mmap placed over it)."""

@@ -32,8 +32,9 @@ from refmodel.mm.mman import (
 )
 from refmodel.specs import Violation
 from refmodel.specs.buddy import check_buddy
-from refmodel.specs.cow import LogicalMemory, check_cow
+from refmodel.specs.cow import LogicalMemory, check_cow, files_of
 from refmodel.specs.pagetable import PAGETABLE_INVARIANTS, user_table_tree
+from refmodel.specs.reclaim import check_reclaim, nothing_swapped_when_idle
 from refmodel.specs.vma import check_vma
 from refmodel.task import Task
 
@@ -48,20 +49,44 @@ class OracleMismatch(AssertionError):
     pass
 
 
-class System:
-    """A Machine, its oracle, and the steps the state machine and the fuzz benchmark run."""
+# Small machines for memory pressure (issue 10): about 1,700 free pages (24 MiB with a 4 MiB
+# kernel image and most of ZONE_DMA reserved), with a 4 MiB swap area or none, so that
+# "stress" steps make kswapd, direct reclaim, swap and the OOM killer run.
+PRESSURE = MachineConfig(memory=24 * MiB, kernel_image=4 * MiB,
+                         extra_reserved=((0x100, 0xE00),), swap=4 * MiB)
+PRESSURE_NO_SWAP = MachineConfig(memory=24 * MiB, kernel_image=4 * MiB,
+                                 extra_reserved=((0x100, 0xE00),))
 
-    def __init__(self) -> None:
-        self.m = Machine(MachineConfig(memory=64 * MiB))
+
+class System:
+    """A Machine, its oracle, and the steps the state machine and the fuzz benchmark run.
+
+    Pid 1 is an idle init (unkillable, as the OOM killer treats init): the steps drive the
+    other tasks, so that under pressure there is always someone the OOM killer may choose.
+    A task the OOM killer kills leaves the oracle; its last access is not compared."""
+
+    def __init__(self, config: MachineConfig | None = None) -> None:
+        self.m = Machine(config or MachineConfig(memory=64 * MiB))
         self.oracle = LogicalMemory()
+        self.init = self.m.spawn("init")
         self.baseline = frozenset(self.m.pgdat.allocated)
         self.files: list[file] = []
         self.steps = 0
+        self.oom_kills = 0
         self.spawn()
 
     # ---------------------------------------------------------------- helpers
     def _tasks(self) -> list[Task]:
-        return sorted(self.m.tasks.values(), key=lambda t: t.pid)
+        return sorted((t for t in self.m.tasks.values() if t is not self.init),
+                      key=lambda t: t.pid)
+
+    def _reap(self) -> bool:
+        """Tasks the OOM killer killed leave the oracle; whether any did."""
+        gone = [pid for pid in self.oracle.pids() if pid not in self.m.tasks]
+        for pid in gone:
+            self.oracle.exit(pid)
+            self.oom_kills += 1
+        return bool(gone)
 
     def _task(self, i: int) -> Task | None:
         ts = self._tasks()
@@ -87,16 +112,18 @@ class System:
 
     # ---------------------------------------------------------------- steps
     def spawn(self) -> None:
-        if len(self.m.tasks) >= MAX_TASKS:
+        if len(self._tasks()) >= MAX_TASKS:
             return
         t = self.m.spawn()
         self.oracle.spawn(t.pid)
 
     def fork(self, ti: int) -> None:
         t = self._task(ti)
-        if t is None or len(self.m.tasks) >= MAX_TASKS:
+        if t is None or len(self._tasks()) >= MAX_TASKS:
             return
         c = self.m.fork(t)
+        if self._reap() and not isinstance(c, Task):
+            return
         assert isinstance(c, Task), f"fork failed: {c}"
         self.oracle.fork(t.pid, c.pid)
 
@@ -106,7 +133,8 @@ class System:
             return
         self.oracle.exit(t.pid)
         self.m.exit(t)
-        if not self.m.tasks:
+        self._reap()
+        if not self._tasks():
             self.spawn()
 
     def create_file(self, npages: int, extra: int, seed: int) -> None:
@@ -149,6 +177,8 @@ class System:
             addr = self._addr(t.mm, sel, off) & ~(PAGE - 1)
             flags |= MAP_FIXED
         r = self.m.mmap(t.mm, addr, length, prot, flags, f, pgoff * PAGE)
+        if self._reap():
+            return
         if r >= 0:
             self.oracle.unmapped(t.pid, r, r + length)
             if flags & MAP_POPULATE and not isinstance(f, int) and prot & PROT_WRITE and (
@@ -163,6 +193,7 @@ class System:
         length = (npages % 6 + 1) * PAGE
         if self.m.munmap(t.mm, addr, length) == 0:
             self.oracle.unmapped(t.pid, addr, addr + length)
+        self._reap()
 
     def mprotect(self, ti: int, sel: int, off: int, npages: int, prot: int) -> None:
         t = self._task(ti)
@@ -170,6 +201,7 @@ class System:
             return
         addr = self._addr(t.mm, sel, off) & ~(PAGE - 1)
         self.m.mprotect(t.mm, addr, (npages % 6 + 1) * PAGE, PROTS[prot % len(PROTS)])
+        self._reap()
 
     def write(self, ti: int, sel: int, off: int, n: int, seed: int) -> None:
         t = self._task(ti)
@@ -179,6 +211,8 @@ class System:
         data = bytes((seed + i) & 0xFF for i in range(n % 48 + 1))
         want = self.oracle.write(t.pid, t.mm, addr, data)
         got = self.m.write(t, addr, data)
+        if self._reap():
+            return
         if got != want:
             raise OracleMismatch(f"pid {t.pid} write {len(data)} at {addr:#x}: model {got}, "
                                  f"oracle {want}")
@@ -191,16 +225,40 @@ class System:
         n = n % 48 + 1
         want = self.oracle.read(t.pid, t.mm, addr, n)
         got = self.m.read(t, addr, n)
+        if self._reap():
+            return
         if got != want:
             shown = got if isinstance(got, SigInfo) else got.hex()
             wshown = want if isinstance(want, SigInfo) else want.hex()
             raise OracleMismatch(f"pid {t.pid} read {n} at {addr:#x}: model {shown}, "
                                  f"oracle {wshown}")
 
+    def stress(self, ti: int, size: int, seed: int) -> None:
+        """Memory pressure: map 64 to 512 anonymous pages and write 8 bytes to each."""
+        t = self._task(ti)
+        if t is None or t.mm is None:
+            return
+        npages = 64 << (size % 4)
+        r = self.m.mmap(t.mm, 0, npages * PAGE, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS)
+        if self._reap() or r < 0:
+            return
+        self.oracle.unmapped(t.pid, r, r + npages * PAGE)
+        for i in range(npages):
+            data = bytes(((seed + i) & 0xFF,)) * 8
+            want = self.oracle.write(t.pid, t.mm, r + i * PAGE, data)
+            got = self.m.write(t, r + i * PAGE, data)
+            if self._reap():
+                return
+            if got != want:
+                raise OracleMismatch(f"pid {t.pid} stress write at {r + i * PAGE:#x}: "
+                                     f"model {got}, oracle {want}")
+
     # ---------------------------------------------------------------- checks
     def violations(self) -> list[Violation]:
         m = self.m
-        mms = [t.mm for t in self._tasks() if t.mm is not None]
+        mms = [t.mm for t in sorted(m.tasks.values(), key=lambda t: t.pid)
+               if t.mm is not None]  # init's too
         out = check_buddy(m.pgdat)
         trees = [user_table_tree(m.pgdat, mm) for mm in mms]  # one walk for both specs
         for inv in PAGETABLE_INVARIANTS:
@@ -209,6 +267,7 @@ class System:
             out += check_vma(mm)
         out += check_cow(m.pgdat, mms, self.files, self.baseline,
                          leaves=[t.leaves for t in trees])
+        out += check_reclaim(m.pgdat, mms, [f.f_mapping for f in files_of(mms, self.files)])
         return out
 
     def check(self) -> None:
@@ -221,6 +280,11 @@ class System:
         for t in self._tasks():
             self.oracle.exit(t.pid)
             self.m.exit(t)
+        self._reap()
+        if self.init.mm is not None:
+            self.m.exit(self.init)
+        v = nothing_swapped_when_idle(self.m.pgdat)
+        assert not v, v
         for f in list(self.files):
             self.files.remove(f)
             self.m.release_file(f)
@@ -234,15 +298,21 @@ class System:
 
 STEP_WEIGHTS: tuple[tuple[str, int], ...] = (
     ("read", 30), ("write", 30), ("mmap", 12), ("munmap", 5), ("mprotect", 6), ("fork", 4),
-    ("exit", 3), ("spawn", 1), ("create_file", 2), ("release_file", 1),
+    ("exit", 3), ("spawn", 1), ("create_file", 2), ("release_file", 1), ("stress", 0),
 )
 
 
-def random_steps(s: System, rng: random.Random, n: int, check: bool = True) -> None:
-    """Run n steps drawn from STEP_WEIGHTS with a seeded PRNG, checking every invariant
-    after each step when ``check``."""
+def random_steps(s: System, rng: random.Random, n: int, check: bool = True,
+                 stress_weight: int = 0) -> None:
+    """Run n steps drawn from STEP_WEIGHTS (plus "stress" steps with ``stress_weight``)
+    with a seeded PRNG, checking every invariant after each step when ``check``."""
     names = [name for name, _ in STEP_WEIGHTS]
-    weights = [w for _, w in STEP_WEIGHTS]
+    weights = [w if name != "stress" else stress_weight for name, w in STEP_WEIGHTS]
+    _random_steps(s, rng, n, check, names, weights)
+
+
+def _random_steps(s: System, rng: random.Random, n: int, check: bool, names: list[str],
+                  weights: list[int]) -> None:
     ri = rng.randrange
     for _ in range(n):
         name = rng.choices(names, weights)[0]
@@ -265,6 +335,8 @@ def random_steps(s: System, rng: random.Random, n: int, check: bool = True) -> N
             s.spawn()
         elif name == "create_file":
             s.create_file(ri(16), ri(1 << 20), ri(256))
+        elif name == "stress":
+            s.stress(ri(16), ri(16), ri(256))
         else:
             s.release_file(ri(16))
         if check:

@@ -70,3 +70,32 @@ def test_trace_pagetable_reaches_set_pte_at(capsys: pytest.CaptureFixture[str],
     names = [c["name"] for c in json.loads(out)["calls"]]
     assert names[0] == "pgd_alloc" and "set_pte_at" in names
     assert names.index("pud_alloc") < names.index("pmd_alloc") < names.index("pte_alloc")
+
+
+def test_trace_oom_shows_out_of_memory_down_to___oom_kill_process(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run(capsys, "trace", "oom", "--json")
+    assert code == 0
+    calls = json.loads(out)["calls"]
+    assert [c["name"] for c in calls] == ["exc_page_fault", "do_exit", "release_task"]
+
+    def path(node: dict[str, object], name: str) -> list[str] | None:
+        if node["name"] == name:
+            return [name]
+        kids = node["children"]
+        assert isinstance(kids, list)
+        for child in kids:
+            sub = path(child, name)
+            if sub is not None:
+                return [str(node["name"]), *sub]
+        return None
+
+    to_kill = path(calls[0], "__oom_kill_process")
+    assert to_kill is not None and to_kill[-5:] == [
+        "__alloc_pages_slowpath", "__alloc_pages_may_oom", "out_of_memory", "oom_kill_process",
+        "__oom_kill_process"]
+    to_select = path(calls[0], "select_bad_process")
+    assert to_select is not None and to_select[-3:] == [
+        "__alloc_pages_may_oom", "out_of_memory", "select_bad_process"]
+    code, text = run(capsys, "trace", "oom")
+    assert code == 0 and "__oom_kill_process" in text and "[mm/oom_kill.c]" in text

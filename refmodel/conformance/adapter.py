@@ -1,8 +1,9 @@
 """The in-process Python adapter: check a Python implementation with no subprocess.
 
 Write a class that follows the target's protocol class below (:class:`BuddyImpl`,
-:class:`PageTableImpl`, :class:`VmaImpl`); it is constructed with the target's configuration
-as keyword arguments (``cls(nr_pages=100, max_order=5)``), once per sequence. Refuse a call by
+:class:`PageTableImpl`, :class:`VmaImpl`, :class:`MmImpl`, :class:`SlabImpl`); it is
+constructed with the target's configuration as keyword arguments
+(``cls(nr_pages=100, max_order=5)``), once per sequence. Refuse a call by
 raising :class:`Refused` (any ``ValueError`` counts); any other exception is reported as a
 crash. Observation methods are optional: leave one out and its checks are reported as not
 run. Then::
@@ -132,6 +133,30 @@ class MmImpl(Protocol):
     def write(self, pid: int, addr: int, data: bytes) -> Signal | None: ...
 
 
+@runtime_checkable
+class SlabImpl(Protocol):
+    """The ``slab`` target. Constructed as ``cls(slab_nomerge=True)``. Allocations return an
+    address or None (NULL); kmalloc(0) returns the implementation's ZERO_SIZE_PTR (5.10:
+    16). Refuse a bad free, a bad kmem_cache_create or destroying a cache that still has
+    objects by raising :class:`Refused`. Optional observations: ``caches() ->
+    Mapping[str, Mapping[str, int]]`` (per cache name: object_size, size, align, objects,
+    order) and ``slabs() -> Mapping[str, int]`` (slabs per cache name)."""
+
+    def kmem_cache_create(self, name: str, size: int, align: int, flags: int) -> None: ...
+
+    def kmem_cache_destroy(self, name: str) -> None: ...
+
+    def kmem_cache_alloc(self, name: str) -> int | None: ...
+
+    def kmem_cache_free(self, name: str, addr: int) -> None: ...
+
+    def kmalloc(self, size: int) -> int | None: ...
+
+    def kfree(self, addr: int) -> None: ...
+
+    def ksize(self, addr: int) -> int: ...
+
+
 # Per target: the request handler and the optional observation methods.
 def _buddy(impl: object, m: Message) -> Message:
     b: BuddyImpl = impl  # type: ignore[assignment]
@@ -243,11 +268,51 @@ def _mm(impl: object, m: Message) -> Message:
     raise Refused(f"unknown op {op!r}")
 
 
+def _slab(impl: object, m: Message) -> Message:
+    s: SlabImpl = impl  # type: ignore[assignment]
+    op = m["op"]
+    if op == "observe":
+        if m.get("what") == "caches":
+            geo: Mapping[str, Mapping[str, int]] = impl.caches()  # type: ignore[attr-defined]
+            return {"caches": {str(n): {str(k): int(v) for k, v in g.items()}
+                               for n, g in geo.items()}}
+        counts: Mapping[str, int] = impl.slabs()  # type: ignore[attr-defined]
+        return {"slabs": {str(n): int(v) for n, v in counts.items()}}
+    name, addr = m.get("cache"), m.get("addr")
+    if op == "kmalloc":
+        size = m["size"]
+        assert isinstance(size, int)
+        return {"addr": s.kmalloc(size)}
+    if op in ("kfree", "ksize"):
+        assert isinstance(addr, int)
+        if op == "ksize":
+            return {"size": s.ksize(addr)}
+        s.kfree(addr)
+        return {"ok": True}
+    if not isinstance(name, str):
+        raise Refused(f"unknown op {op!r}")
+    if op == "kmem_cache_alloc":
+        return {"addr": s.kmem_cache_alloc(name)}
+    if op == "kmem_cache_free":
+        assert isinstance(addr, int)
+        s.kmem_cache_free(name, addr)
+    elif op == "kmem_cache_create":
+        size, align, flags = m["size"], m["align"], m["flags"]
+        assert isinstance(size, int) and isinstance(align, int) and isinstance(flags, int)
+        s.kmem_cache_create(name, size, align, flags)
+    elif op == "kmem_cache_destroy":
+        s.kmem_cache_destroy(name)
+    else:
+        raise Refused(f"unknown op {op!r}")
+    return {"ok": True}
+
+
 _HANDLERS: dict[str, tuple[Callable[[object, Message], Message], dict[str, str]]] = {
     "buddy": (_buddy, {"free_lists": "free_lists"}),
     "pagetable": (_pagetable, {"entries": "entries", "tables": "tables"}),
     "vma": (_vma, {"vmas": "vmas_observed"}),
     "mm": (_mm, {"vmas": "vmas_observed"}),
+    "slab": (_slab, {"caches": "caches", "slabs": "slabs"}),
 }
 
 

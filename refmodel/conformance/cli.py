@@ -69,7 +69,7 @@ def _run_parser() -> argparse.ArgumentParser:
                     "saved counterexample or a vector file or directory; 'refmodel conform "
                     "schema' prints the JSON Schema of every protocol message.",
         epilog="example: refmodel conform --target buddy -- ./examples/buddy_c/buddy")
-    p.add_argument("--target", required=True, help="buddy, pagetable, vma, mm")
+    p.add_argument("--target", required=True, help="buddy, pagetable, vma, mm, slab")
     _common(p)
     p.add_argument("--sequences", type=int, default=100, help="sequences to run (default 100)")
     p.add_argument("--steps", type=int, default=30, help="ops per sequence, at most (default 30)")

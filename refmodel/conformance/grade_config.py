@@ -10,7 +10,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 
-TARGETS = ("buddy", "pagetable", "vma", "mm")
+TARGETS = ("buddy", "pagetable", "vma", "mm", "slab")
 MODES = ("strict", "invariant")
 
 

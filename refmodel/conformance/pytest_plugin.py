@@ -32,7 +32,7 @@ from refmodel.conformance.runner import RunResult
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("refmodel", "refmodel conformance kit")
     g.addoption("--refmodel-target", help="check an implementation of this target "
-                "(buddy, pagetable, vma)")
+                "(buddy, pagetable, vma, mm, slab)")
     g.addoption("--refmodel-impl", help="the implementation's command line (shell-quoted)")
     g.addoption("--refmodel-python", help="an in-process implementation, MODULE:CLASS")
     g.addoption("--refmodel-mode", default="invariant", choices=("invariant", "strict"))

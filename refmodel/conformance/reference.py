@@ -181,5 +181,59 @@ class ModelMm:
         return out
 
 
+class ModelSlab:
+    """:class:`~refmodel.conformance.targets.slab.SlabModel` behind the ``slab`` adapter
+    protocol (addresses are the model's direct-map addresses, ZERO_SIZE_PTR is 16)."""
+
+    def __init__(self, slab_nomerge: bool = True) -> None:
+        from refmodel.conformance.targets.slab import SlabModel
+
+        self.m = SlabModel(slab_nomerge)
+
+    def _do(self, req: dict[str, JSON]) -> dict[str, JSON]:
+        out = self.m.apply(req)
+        if "error" in out:
+            raise Refused(str(out["error"]))
+        return out
+
+    def _addr(self, req: dict[str, JSON]) -> int | None:
+        addr = self._do(req)["addr"]
+        assert addr is None or isinstance(addr, int)
+        return addr
+
+    def kmem_cache_create(self, name: str, size: int, align: int, flags: int) -> None:
+        self._do({"op": "kmem_cache_create", "cache": name, "size": size, "align": align,
+                  "flags": flags})
+
+    def kmem_cache_destroy(self, name: str) -> None:
+        self._do({"op": "kmem_cache_destroy", "cache": name})
+
+    def kmem_cache_alloc(self, name: str) -> int | None:
+        return self._addr({"op": "kmem_cache_alloc", "cache": name})
+
+    def kmem_cache_free(self, name: str, addr: int) -> None:
+        self._do({"op": "kmem_cache_free", "cache": name, "addr": addr})
+
+    def kmalloc(self, size: int) -> int | None:
+        return self._addr({"op": "kmalloc", "size": size})
+
+    def kfree(self, addr: int) -> None:
+        self._do({"op": "kfree", "addr": addr})
+
+    def ksize(self, addr: int) -> int:
+        size = self._do({"op": "ksize", "addr": addr})["size"]
+        assert isinstance(size, int)
+        return size
+
+    def caches(self) -> Mapping[str, Mapping[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for name, g in self.m.geometries().items():
+            out[name] = {k: v for k, v in g.items() if isinstance(v, int)}
+        return out
+
+    def slabs(self) -> Mapping[str, int]:
+        return self.m.slab_counts()
+
+
 REFERENCE: dict[str, type] = {"buddy": ModelBuddy, "pagetable": ModelPageTable,
-                              "vma": ModelVma, "mm": ModelMm}
+                              "vma": ModelVma, "mm": ModelMm, "slab": ModelSlab}

@@ -2,9 +2,9 @@
 
 ``refmodel conform schema [--target T]`` prints them; docs/conformance.md shows them with
 worked examples. :func:`validate` is a small validator for the subset of JSON Schema these
-schemas use (type, const, enum, properties, required, additionalProperties, items, minimum,
-oneOf, anyOf), so the kit's tests check real traffic against the documented schemas without
-a dependency.
+schemas use (type, const, enum, properties, required, additionalProperties (false or a
+schema), items, minimum, maximum, oneOf, anyOf), so the kit's tests check real traffic
+against the documented schemas without a dependency.
 """
 
 from __future__ import annotations
@@ -128,6 +128,34 @@ TARGETS: dict[str, dict[str, Schema]] = {
                   "addr": _U64}, ["id", "signal", "si_code", "addr"])]},
         "observe vmas answer": _obj({"id": _ID, "vmas": {"type": "object"}}, ["id", "vmas"]),
     },
+    "slab": {
+        "config": _obj({"slab_nomerge": {"type": "boolean"}}, ["slab_nomerge"]),
+        "kmem_cache_create request": _req("kmem_cache_create", {
+            "cache": {"type": "string"}, "size": _U64, "align": _U64, "flags": _U64}),
+        "kmem_cache_destroy request": _req("kmem_cache_destroy", {"cache": {"type": "string"}}),
+        "kmem_cache_alloc request": _req("kmem_cache_alloc", {"cache": {"type": "string"}}),
+        "kmem_cache_free request": _req("kmem_cache_free", {"cache": {"type": "string"},
+                                                            "addr": _U64}),
+        "kmalloc request": _req("kmalloc", {"size": _U64}),
+        "kfree request": _req("kfree", {"addr": _U64}),
+        "ksize request": _req("ksize", {"addr": _U64}),
+        "kmem_cache_alloc/kmalloc answer": {"oneOf": [
+            _obj({"id": _ID, "addr": {"type": ["integer", "null"], "minimum": 0,
+                                      "maximum": (1 << 64) - 1}}, ["id", "addr"]), ERROR]},
+        "kmem_cache_create/kmem_cache_destroy/kmem_cache_free/kfree answer": {
+            "oneOf": [OK, ERROR]},
+        "ksize answer": {"oneOf": [
+            _obj({"id": _ID, "size": {"type": "integer", "minimum": 0}}, ["id", "size"]),
+            ERROR]},
+        "observe caches answer": _obj({"id": _ID, "caches": {
+            "type": "object", "additionalProperties": _obj(
+                {k: {"type": "integer", "minimum": 0}
+                 for k in ("object_size", "size", "align", "objects", "order")},
+                ["object_size", "size", "align", "objects", "order"])}}, ["id", "caches"]),
+        "observe slabs answer": _obj({"id": _ID, "slabs": {
+            "type": "object", "additionalProperties": {"type": "integer", "minimum": 0}}},
+            ["id", "slabs"]),
+    },
 }
 
 
@@ -179,11 +207,14 @@ def validate(v: JSON, schema: JSON, path: str = "$") -> list[str]:
         for k in req if isinstance(req, list) else []:
             if isinstance(k, str) and k not in v:
                 errs.append(f"{path}: missing {k!r}")
+        extra = schema.get("additionalProperties")
         for k, sub in v.items():
             if k in props:
                 errs += validate(sub, props[k], f"{path}.{k}")
-            elif schema.get("additionalProperties") is False:
+            elif extra is False:
                 errs.append(f"{path}: unexpected {k!r}")
+            elif isinstance(extra, dict):
+                errs += validate(sub, extra, f"{path}.{k}")
     if isinstance(v, list) and "items" in schema:
         for i, sub in enumerate(v):
             errs += validate(sub, schema["items"], f"{path}[{i}]")

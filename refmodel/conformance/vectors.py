@@ -5,6 +5,7 @@ Layout (documented in docs/conformance.md)::
 
     DIR/manifest.json                       {"format": "refmodel-vectors", ...}
     DIR/<target>/strict/<NNNN>.json          exact requests, answers and observations
+                                             (slab: requests refer to earlier answers)
     DIR/<target>/invariant/<NNNN>.json       requests (some referring to earlier answers)
                                              and the checks each step is subject to
 
@@ -110,16 +111,16 @@ def _vector(target: Target, config: dict[str, JSON], mode: str, name: str,
     out_steps: list[JSON] = []
     for i, s in enumerate(steps):
         d: dict[str, JSON] = {"op": s.op.to_json(), "request": _strip(s.request)}
+        ref = refs[i]
+        if ref and (mode != "strict" or target.refs_in_strict_vectors):
+            req = d["request"]
+            assert isinstance(req, dict)
+            d["request"] = {**req, **ref}
         if mode == "strict":
             d["answer"] = _strip(s.response)
             d["observations"] = {o.what: (o.response or {}).get(o.what)
                                  for o in s.observations}
         else:
-            ref = refs[i]
-            if ref:
-                req = d["request"]
-                assert isinstance(req, dict)
-                d["request"] = {**req, **ref}
             d["checks"] = list[JSON](s.checks)
         out_steps.append(d)
     return {"format": "refmodel-vector", "version": 1, "name": name, "target": target.name,

@@ -8,10 +8,15 @@ the end of do_exit. Signals, files, credentials and the rest of do_exit are out 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from refmodel.kernel.fork import mmdrop, mmgrab, mmput
 from refmodel.mm.memory import get_mm_rss
 from refmodel.mm.mm_types import mm_struct
 from refmodel.trace import kernel
+
+if TYPE_CHECKING:
+    from refmodel.task import Task
 
 F = "kernel/exit.c"
 
@@ -38,3 +43,14 @@ def do_exit(mm: mm_struct, code: int = 0) -> None:
     away from the dead task drops its active_mm."""
     exit_mm(mm)
     finish_task_switch(mm)
+
+
+@kernel(F)
+def release_task(p: Task) -> None:
+    """Models kernel/exit.c:release_task for the memory side: the dead task's last
+    reference goes, and with it its signal_struct (kernel/fork.c:free_signal_struct), which
+    drops the mm reference an OOM victim's signal->oom_mm holds (mmdrop: for a victim this
+    is the one that frees the mm's pgd). The model releases a task as soon as it exits."""
+    oom_mm, p.oom_mm = p.oom_mm, None
+    if oom_mm is not None:
+        mmdrop(oom_mm)

@@ -17,7 +17,7 @@ from refmodel.bugs import KernelBug
 from refmodel.errno import Errno
 from refmodel.fs import get_file
 from refmodel.mm.memory import copy_page_range, get_mm_rss, mm_pgtables_bytes_init
-from refmodel.mm.mm_types import mm_struct, vm_area_struct
+from refmodel.mm.mm_types import MMF_INIT_MASK, mm_struct, vm_area_struct
 from refmodel.mm.rmap import anon_vma_fork
 from refmodel.mm.vm_flags import VM_ACCOUNT, VM_DONTCOPY, VM_LOCKED, VM_LOCKONFAULT, VM_WIPEONFORK
 from refmodel.trace import kernel
@@ -67,6 +67,7 @@ def mm_init(mm: mm_struct, oldmm: mm_struct | None) -> mm_struct | None:
     mm.locked_vm = 0
     mm.rss_stat = [0, 0, 0, 0]
     mm.def_flags = 0
+    mm.flags &= MMF_INIT_MASK  # the OOM bits are not inherited
     mm_pgtables_bytes_init(mm)
     assert mm.pgdat is not None
     if pgd_alloc(mm.pgdat, mm) is None:  # mm_alloc_pgd
@@ -109,6 +110,7 @@ def dup_mmap(mm: mm_struct, oldmm: mm_struct) -> int:
         tmp.vm_flags &= ~(VM_LOCKED | VM_LOCKONFAULT)
         if tmp.vm_file is not None:
             get_file(tmp.vm_file)
+            _mmap.__vma_link_file(tmp)  # vma_interval_tree_insert_after
         tmp.vm_prev = prev
         tmp.vm_next = None
         if prev is None:

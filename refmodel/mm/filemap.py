@@ -13,9 +13,10 @@ from __future__ import annotations
 from refmodel.fs import address_space, file
 from refmodel.mm import gfp as G
 from refmodel.mm.mmzone import pglist_data
-from refmodel.mm.page_alloc import alloc_pages, free_the_page, put_page_testzero
+from refmodel.mm.page_alloc import alloc_pages, put_page_testzero
 from refmodel.mm.page_writeback import set_page_dirty
-from refmodel.mm.swap import lru_cache_add
+from refmodel.mm.swap import __put_page as _put_page_final
+from refmodel.mm.swap import lru_cache_add, mark_page_accessed
 from refmodel.mm.types import Page, PageFlags
 from refmodel.mm.vm_fault import (
     FAULT_FLAG_TRIED,
@@ -59,7 +60,7 @@ def _get_page(page: Page) -> None:
 
 def _put_page(pgdat: pglist_data, page: Page) -> None:
     if put_page_testzero(page):
-        free_the_page(pgdat, page, 0)
+        _put_page_final(pgdat, page)
 
 
 @kernel("include/linux/pagemap.h")
@@ -84,13 +85,13 @@ def __add_to_page_cache_locked(page: Page, mapping: address_space, offset: int,
 
 
 @kernel(F)
-def add_to_page_cache_lru(page: Page, mapping: address_space, offset: int,
+def add_to_page_cache_lru(pgdat: pglist_data, page: Page, mapping: address_space, offset: int,
                           gfp_mask: int) -> int:
     """Models mm/filemap.c:add_to_page_cache_lru: lock the page, insert it, put it on the
     LRU (page locking and workingset shadows are not modelled)."""
     ret = __add_to_page_cache_locked(page, mapping, offset, gfp_mask)
     if ret == 0:
-        lru_cache_add(page)
+        lru_cache_add(pgdat, page)
     return ret
 
 
@@ -104,7 +105,7 @@ def pagecache_get_page(pgdat: pglist_data, mapping: address_space, index: int,
     if page is not None:
         _get_page(page)
         if fgp_flags & FGP_ACCESSED:
-            page.flags |= PG_referenced  # mark_page_accessed
+            mark_page_accessed(pgdat, page)
         return page
     if not fgp_flags & FGP_CREAT:
         return None
@@ -115,7 +116,7 @@ def pagecache_get_page(pgdat: pglist_data, mapping: address_space, index: int,
         return None
     if fgp_flags & FGP_ACCESSED:
         page.flags |= PG_referenced
-    err = add_to_page_cache_lru(page, mapping, index, gfp_mask)
+    err = add_to_page_cache_lru(pgdat, page, mapping, index, gfp_mask)
     if err:
         _put_page(pgdat, page)
         return None

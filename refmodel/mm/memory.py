@@ -110,13 +110,22 @@ from refmodel.arch.x86.pgtable_types import (
 from refmodel.bugs import KernelBug
 from refmodel.config import KERNEL_START_PFN
 from refmodel.errno import Errno
+from refmodel.mm.mm_types import MM_ANONPAGES as MM_ANONPAGES
+from refmodel.mm.mm_types import MM_FILEPAGES as MM_FILEPAGES
+from refmodel.mm.mm_types import MM_SHMEMPAGES as MM_SHMEMPAGES
+from refmodel.mm.mm_types import MM_SWAPENTS as MM_SWAPENTS
+from refmodel.mm.mm_types import NR_MM_COUNTERS as NR_MM_COUNTERS
 from refmodel.mm.mm_types import mm_struct, vm_area_struct
 from refmodel.mm.mmu_gather import __tlb_remove_page_size, mmu_gather, tlb_flush_mmu
 from refmodel.mm.mmzone import pfn_to_page, pglist_data
-from refmodel.mm.page_alloc import free_the_page, put_page_testzero
+from refmodel.mm.page_alloc import put_page_testzero
 from refmodel.mm.page_writeback import set_page_dirty
 from refmodel.mm.rmap import page_dup_rmap, page_remove_rmap
+from refmodel.mm.swap import __put_page as _put_page_final
 from refmodel.mm.swap import mark_page_accessed
+from refmodel.mm.swap_state import free_swap_and_cache
+from refmodel.mm.swapfile import swap_duplicate
+from refmodel.mm.swapops import non_swap_entry, pte_to_swp_entry
 from refmodel.mm.types import PAGE_MAPPING_ANON, Page, PageFlags
 from refmodel.mm.vm_flags import (
     VM_HUGETLB,
@@ -437,11 +446,6 @@ def free_pgtables(pgdat: pglist_data, tlb: mmu_gather, vmas: list[tuple[int, int
 # --------------------------------------------------------------------------------------------
 # Pages behind ptes, and the mm counters (mm/memory.c, include/linux/mm.h, 5.10)
 
-MM_FILEPAGES = 0
-MM_ANONPAGES = 1
-MM_SWAPENTS = 2
-MM_SHMEMPAGES = 3
-NR_MM_COUNTERS = 4
 
 # empty_zero_page (arch/x86/kernel/head_64.S, in .bss..page_aligned of the kernel image):
 # the model places it at a fixed pfn inside the reserved kernel image, below the pfns where
@@ -500,7 +504,7 @@ def put_page(pgdat: pglist_data, page: Page) -> None:
     """Models include/linux/mm.h:put_page: drop a reference; the last one frees the page
     (__put_page → __put_single_page → free_unref_page for an order-0 page)."""
     if put_page_testzero(page):
-        free_the_page(pgdat, page, 0)
+        _put_page_final(pgdat, page)
 
 
 @kernel(MM_H)
@@ -565,7 +569,8 @@ def zap_pte_range(pgdat: pglist_data, tlb: mmu_gather, vma: vm_area_struct, pmd:
     file pte dirties its page (and forces a flush of the gathered pages after this table,
     as 5.10 does); the rss counters drop, the map count drops, the page goes to the
     mmu_gather (freed at the flush). A full gather stops the loop: flush, then go on.
-    Returns the address reached (end). Swap entries come with swap."""
+    A swap pte drops its slot reference (free_swap_and_cache). Returns the address
+    reached (end)."""
     mm = tlb.mm
     entries = pgdat.pgtables[(read_entry(pgdat, pmd) & PTE_PFN_MASK) >> PAGE_SHIFT]
     while True:
@@ -576,8 +581,19 @@ def zap_pte_range(pgdat: pglist_data, tlb: mmu_gather, vma: vm_area_struct, pmd:
             ptent = entries.get(idx, 0)
             if ptent & ~_PAGE_KNL_ERRATUM_MASK:  # !pte_none
                 if not ptent & (_PAGE_PRESENT | _PAGE_PROTNONE):
-                    raise KernelBug("model: swap entries are not modelled yet",
-                                    f"pte {ptent:#x} at {addr:#x}")
+                    # a swap pte: the slot loses this reference (and its cache page,
+                    # if nothing else needs it)
+                    entry = pte_to_swp_entry(ptent)
+                    if non_swap_entry(entry):
+                        raise KernelBug("print_bad_pte", f"non-swap entry {ptent:#x}")
+                    rss[MM_SWAPENTS] -= 1
+                    free_swap_and_cache(pgdat, entry)
+                    del entries[idx]  # pte_clear_not_present_full
+                    addr += PAGE_SIZE
+                    idx += 1
+                    if addr == end:
+                        break
+                    continue
                 page = vm_normal_page(pgdat, vma, addr, ptent)
                 del entries[idx]  # ptep_get_and_clear_full; tlb_remove_tlb_entry
                 if page is not None:
@@ -586,9 +602,9 @@ def zap_pte_range(pgdat: pglist_data, tlb: mmu_gather, vma: vm_area_struct, pmd:
                             force_flush = True
                             set_page_dirty(page)
                         if ptent & _PAGE_ACCESSED and not vma.vm_flags & VM_SEQ_READ:
-                            mark_page_accessed(page)
+                            mark_page_accessed(pgdat, page)
                     rss[mm_counter(page)] -= 1
-                    page_remove_rmap(page, False)
+                    page_remove_rmap(pgdat, page, False)
                     if __tlb_remove_page_size(pgdat, tlb, page, PAGE_SIZE):
                         force_flush = True
                         addr += PAGE_SIZE
@@ -736,6 +752,24 @@ def copy_present_pte(pgdat: pglist_data, dst_vma: vm_area_struct, src_vma: vm_ar
 
 
 @kernel(F)
+def copy_nonpresent_pte(pgdat: pglist_data, dst_vma: vm_area_struct, src_vma: vm_area_struct,
+                        dst_pte: int, pte: int, addr: int, rss: list[int]) -> int:
+    """Models mm/memory.c:copy_nonpresent_pte for a swap pte: the child's pte names the
+    same slot (swap_duplicate: one more swap_map reference), counted in MM_SWAPENTS.
+    (Migration and device entries do not arise in the model.) 0."""
+    entry = pte_to_swp_entry(pte)
+    if non_swap_entry(entry):
+        raise KernelBug("model: non-swap entries are not modelled", f"pte {pte:#x}")
+    if swap_duplicate(pgdat, entry) < 0:
+        raise KernelBug("copy_nonpresent_pte: swap_duplicate failed", f"pte {pte:#x}")
+    rss[MM_SWAPENTS] += 1
+    dst_mm = dst_vma.vm_mm
+    assert dst_mm is not None
+    set_pte_at(pgdat, dst_mm, addr, dst_pte, pte)
+    return 0
+
+
+@kernel(F)
 def copy_pte_range(pgdat: pglist_data, dst_vma: vm_area_struct, src_vma: vm_area_struct,
                    dst_pmd: int, src_pmd: int, addr: int, end: int) -> int:
     """Models mm/memory.c:copy_pte_range: allocate the child's pte table, copy every
@@ -753,9 +787,9 @@ def copy_pte_range(pgdat: pglist_data, dst_vma: vm_area_struct, src_vma: vm_area
         pte = src_entries.get(idx, 0)
         if pte & ~_PAGE_KNL_ERRATUM_MASK:  # !pte_none
             if not pte & (_PAGE_PRESENT | _PAGE_PROTNONE):
-                raise KernelBug("model: swap entries are not modelled yet",
-                                f"pte {pte:#x} at {addr:#x}")
-            copy_present_pte(pgdat, dst_vma, src_vma, dst_pte, src_pte, addr, rss)
+                copy_nonpresent_pte(pgdat, dst_vma, src_vma, dst_pte, pte, addr, rss)
+            else:
+                copy_present_pte(pgdat, dst_vma, src_vma, dst_pte, src_pte, addr, rss)
         dst_pte += ENTRY_SIZE
         src_pte += ENTRY_SIZE
         idx += 1

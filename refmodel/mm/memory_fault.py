@@ -39,6 +39,7 @@ from refmodel.arch.x86.pgtable_types import (
     _PAGE_PRESENT,
     _PAGE_PROTNONE,
     _PAGE_RW,
+    _PAGE_SOFT_DIRTY,
     PAGE_MASK,
     PAGE_SHIFT,
     PTE_PFN_MASK,
@@ -56,6 +57,7 @@ from refmodel.mm.filemap import (
 from refmodel.mm.highmem import alloc_zeroed_user_highpage_movable, copy_user_highpage
 from refmodel.mm.memory import (
     MM_ANONPAGES,
+    MM_SWAPENTS,
     dec_mm_counter,
     get_page,
     inc_mm_counter,
@@ -71,10 +73,11 @@ from refmodel.mm.memory import (
     vm_normal_page,
 )
 from refmodel.mm.mempolicy import alloc_page_vma
-from refmodel.mm.mm_types import vm_area_struct
+from refmodel.mm.mm_types import MMF_UNSTABLE, mm_struct, vm_area_struct
 from refmodel.mm.mmzone import pglist_data
 from refmodel.mm.page_writeback import set_page_dirty
 from refmodel.mm.rmap import (
+    _page_set_anon_rmap,
     anon_vma_prepare,
     linear_page_index,
     page_add_file_rmap,
@@ -83,12 +86,23 @@ from refmodel.mm.rmap import (
 )
 from refmodel.mm.shmem import shmem_fault
 from refmodel.mm.swap import lru_cache_add_inactive_or_unevictable
+from refmodel.mm.swap_slots import swap_free
+from refmodel.mm.swap_state import (
+    PageSwapCache,
+    lookup_swap_cache,
+    reuse_swap_page,
+    swapin_readahead,
+    try_to_free_swap,
+)
+from refmodel.mm.swapfile import mem_cgroup_swap_full
+from refmodel.mm.swapops import non_swap_entry, pte_swp_soft_dirty, pte_to_swp_entry
 from refmodel.mm.types import PAGE_MAPPING_ANON, Page, PageFlags
 from refmodel.mm.vm_fault import (
     FAULT_FLAG_MKWRITE,
     FAULT_FLAG_WRITE,
     VM_FAULT_ERROR,
     VM_FAULT_LOCKED,
+    VM_FAULT_MAJOR,
     VM_FAULT_NOPAGE,
     VM_FAULT_OOM,
     VM_FAULT_RETRY,
@@ -96,12 +110,14 @@ from refmodel.mm.vm_fault import (
     VM_FAULT_WRITE,
     vm_fault,
 )
-from refmodel.mm.vm_flags import VM_EXEC, VM_READ, VM_SHARED, VM_WRITE
+from refmodel.mm.vm_flags import VM_EXEC, VM_LOCKED, VM_READ, VM_SHARED, VM_WRITE
 from refmodel.trace import kernel
 
 F = "mm/memory.c"
 MM_H = "include/linux/mm.h"
 PG_uptodate = int(PageFlags.PG_uptodate)
+PG_mlocked = int(PageFlags.PG_mlocked)
+RMAP_EXCLUSIVE = 0x1  # include/linux/rmap.h
 FAULT_AROUND_BYTES = 65536  # fault_around_bytes (debugfs-tunable; 64 KiB by default)
 
 
@@ -214,8 +230,7 @@ def handle_pte_fault(vmf: vm_fault) -> int:
         return do_fault(vmf)
     entry = vmf.orig_pte
     if not entry & (_PAGE_PRESENT | _PAGE_PROTNONE):
-        raise KernelBug("model: do_swap_page is not modelled yet",
-                        f"swap pte {entry:#x} at {vmf.address:#x}")
+        return do_swap_page(vmf)
     if not entry & _PAGE_PRESENT and vmf.vma.vm_flags & (VM_READ | VM_WRITE | VM_EXEC):
         raise KernelBug("model: do_numa_page is not modelled",
                         f"PROT_NONE pte at {vmf.address:#x} in an accessible VMA")
@@ -233,11 +248,22 @@ def handle_pte_fault(vmf: vm_fault) -> int:
 # Anonymous memory
 
 
+@kernel("include/linux/oom.h")
+def check_stable_address_space(mm: mm_struct) -> int:
+    """Models include/linux/oom.h:check_stable_address_space: VM_FAULT_SIGBUS once the OOM
+    reaper has unmapped part of the mm (MMF_UNSTABLE), so that a fault never maps memory
+    into an address space being torn down; else 0."""
+    if mm.flags & (1 << MMF_UNSTABLE):
+        return VM_FAULT_SIGBUS
+    return 0
+
+
 @kernel(F)
 def do_anonymous_page(vmf: vm_fault) -> int:
     """Models mm/memory.c:do_anonymous_page: a read maps the shared zero page (a special,
     read-only pte: no page reference, no map count, no rss); a write maps a new zeroed page
-    (writable and dirty in a VM_WRITE VMA), counted in MM_ANONPAGES."""
+    (writable and dirty in a VM_WRITE VMA), counted in MM_ANONPAGES. Neither once the OOM
+    reaper has been at the mm (check_stable_address_space: VM_FAULT_SIGBUS)."""
     pgdat = vmf.pgdat
     vma = vmf.vma
     mm = vma.vm_mm
@@ -251,6 +277,9 @@ def do_anonymous_page(vmf: vm_fault) -> int:
         vmf.pte = pte_offset_map(pgdat, vmf.pmd, vmf.address)
         if read_entry(pgdat, vmf.pte) & ~_PAGE_KNL_ERRATUM_MASK:
             return 0
+        ret = check_stable_address_space(mm)
+        if ret:
+            return ret
         set_pte_at(pgdat, mm, vmf.address, vmf.pte, entry)
         return 0
     if anon_vma_prepare(vma):
@@ -266,9 +295,13 @@ def do_anonymous_page(vmf: vm_fault) -> int:
     if read_entry(pgdat, vmf.pte) & ~_PAGE_KNL_ERRATUM_MASK:
         put_page(pgdat, page)
         return 0
+    ret = check_stable_address_space(mm)
+    if ret:
+        put_page(pgdat, page)
+        return ret
     inc_mm_counter(mm, MM_ANONPAGES)
     page_add_new_anon_rmap(page, vma, vmf.address, False)
-    lru_cache_add_inactive_or_unevictable(page, vma)
+    lru_cache_add_inactive_or_unevictable(pgdat, page, vma)
     set_pte_at(pgdat, mm, vmf.address, vmf.pte, entry)
     return 0
 
@@ -336,7 +369,7 @@ def alloc_set_pte(vmf: vm_fault, page: Page) -> int:
     if write and not vma.vm_flags & VM_SHARED:
         inc_mm_counter(mm, MM_ANONPAGES)
         page_add_new_anon_rmap(page, vma, vmf.address, False)
-        lru_cache_add_inactive_or_unevictable(page, vma)
+        lru_cache_add_inactive_or_unevictable(pgdat, page, vma)
     else:
         inc_mm_counter(mm, mm_counter_file(page))
         page_add_file_rmap(page, False)
@@ -347,12 +380,18 @@ def alloc_set_pte(vmf: vm_fault, page: Page) -> int:
 @kernel(F)
 def finish_fault(vmf: vm_fault) -> int:
     """Models mm/memory.c:finish_fault: map the COW copy (private write) or the cache
-    page."""
+    page; in a private mapping not once the OOM reaper has been at the mm."""
     if vmf.flags & FAULT_FLAG_WRITE and not vmf.vma.vm_flags & VM_SHARED:
         page = vmf.cow_page
     else:
         page = vmf.page
     assert page is not None
+    if not vmf.vma.vm_flags & VM_SHARED:
+        mm = vmf.vma.vm_mm
+        assert mm is not None
+        ret = check_stable_address_space(mm)
+        if ret:
+            return ret
     return alloc_set_pte(vmf, page)
 
 
@@ -535,6 +574,84 @@ def do_fault(vmf: vm_fault) -> int:
 
 
 # --------------------------------------------------------------------------------------------
+# Swap-in: do_swap_page
+
+
+@kernel("mm/rmap.c")
+def do_page_add_anon_rmap(pgdat: pglist_data, page: Page, vma: vm_area_struct, address: int,
+                          flags: int) -> None:
+    """Models mm/rmap.c:do_page_add_anon_rmap for an order-0 page: one more mapping; the
+    first one sets page->mapping to the VMA's anon_vma (RMAP_EXCLUSIVE) or its root."""
+    page._mapcount += 1
+    if page._mapcount == 0:
+        _page_set_anon_rmap(page, vma, address, flags & RMAP_EXCLUSIVE)
+
+
+@kernel(F)
+def do_swap_page(vmf: vm_fault) -> int:
+    """Models mm/memory.c:do_swap_page: find the slot's page in the swap cache or read it
+    in (swapin_readahead: VM_FAULT_MAJOR), map it in place of the swap pte (MM_SWAPENTS -1,
+    MM_ANONPAGES +1, soft-dirty carried over), writable at once if a write fault finds this
+    the page's only user (reuse_swap_page), drop the pte's slot reference (swap_free), and
+    let go of the slot when swap is over half full or the VMA is locked. A write fault that
+    could not reuse the page goes on to do_wp_page. The swap device answers at once, so the
+    page lock never makes the fault retry."""
+    pgdat = vmf.pgdat
+    vma = vmf.vma
+    mm = vma.vm_mm
+    assert mm is not None and vmf.pte is not None
+    if read_entry(pgdat, vmf.pte) != vmf.orig_pte:  # pte_unmap_same
+        return 0
+    entry = pte_to_swp_entry(vmf.orig_pte)
+    if non_swap_entry(entry):
+        raise KernelBug("model: non-swap entries are not modelled", f"{vmf.orig_pte:#x}")
+    ret = 0
+    page = lookup_swap_cache(pgdat, entry)
+    swapcache = page
+    if page is None:
+        page = swapin_readahead(pgdat, entry, G.GFP_HIGHUSER_MOVABLE, vma, vmf.address)
+        swapcache = page
+        if page is None:
+            if read_entry(pgdat, vmf.pte) == vmf.orig_pte:
+                return VM_FAULT_OOM
+            return 0
+        ret = VM_FAULT_MAJOR
+    if not PageSwapCache(page) or page.private != entry:
+        put_page(pgdat, page)  # out_page: someone freed the swap cache meanwhile
+        return ret
+    if read_entry(pgdat, vmf.pte) != vmf.orig_pte:  # out_nomap
+        put_page(pgdat, page)
+        return ret
+    if not page.flags & PG_uptodate:
+        put_page(pgdat, page)
+        return VM_FAULT_SIGBUS
+    inc_mm_counter(mm, MM_ANONPAGES)
+    dec_mm_counter(mm, MM_SWAPENTS)
+    pte = mk_pte(page, vma.vm_page_prot)
+    exclusive = 0
+    if vmf.flags & FAULT_FLAG_WRITE and reuse_swap_page(pgdat, page):
+        pte = maybe_mkwrite(pte_mkdirty(pte), vma)
+        vmf.flags &= ~FAULT_FLAG_WRITE
+        ret |= VM_FAULT_WRITE
+        exclusive = RMAP_EXCLUSIVE
+    if pte_swp_soft_dirty(vmf.orig_pte):
+        pte |= _PAGE_SOFT_DIRTY  # pte_mksoft_dirty
+    set_pte_at(pgdat, mm, vmf.address, vmf.pte, pte)
+    vmf.orig_pte = pte
+    assert swapcache is page
+    do_page_add_anon_rmap(pgdat, page, vma, vmf.address, exclusive)
+    swap_free(pgdat, entry)
+    if (mem_cgroup_swap_full(pgdat, page) or vma.vm_flags & VM_LOCKED
+            or page.flags & PG_mlocked):
+        try_to_free_swap(pgdat, page)
+    if vmf.flags & FAULT_FLAG_WRITE:
+        ret |= do_wp_page(vmf)
+        if ret & VM_FAULT_ERROR:
+            ret &= VM_FAULT_ERROR
+    return ret
+
+
+# --------------------------------------------------------------------------------------------
 # Write-protect faults: do_wp_page
 
 
@@ -593,6 +710,13 @@ def wp_page_copy(vmf: vm_fault) -> int:
         assert old_page is not None
         cow_user_page(pgdat, new_page, old_page, vmf)
     new_page.flags |= PG_uptodate
+    if read_entry(pgdat, vmf.pte) != vmf.orig_pte:
+        # the pte changed while the new page was allocated (reclaim may have swapped the
+        # old page out): give up; the access faults again
+        put_page(pgdat, new_page)
+        if old_page is not None:
+            put_page(pgdat, old_page)
+        return 0
     if old_page is not None:
         if not old_page.mapping_flags & PAGE_MAPPING_ANON:
             dec_mm_counter(mm, mm_counter_file(old_page))
@@ -603,10 +727,10 @@ def wp_page_copy(vmf: vm_fault) -> int:
     entry = maybe_mkwrite(pte_mkdirty(entry), vma)
     ptep_clear_flush(pgdat, vma, vmf.address, vmf.pte)
     page_add_new_anon_rmap(new_page, vma, vmf.address, False)
-    lru_cache_add_inactive_or_unevictable(new_page, vma)
+    lru_cache_add_inactive_or_unevictable(pgdat, new_page, vma)
     set_pte_at(pgdat, mm, vmf.address, vmf.pte, entry)
     if old_page is not None:
-        page_remove_rmap(old_page, False)
+        page_remove_rmap(pgdat, old_page, False)
         put_page(pgdat, old_page)  # the reference the old pte held
         put_page(pgdat, old_page)  # do_wp_page's get_page
     return VM_FAULT_WRITE

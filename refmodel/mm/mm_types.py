@@ -20,6 +20,24 @@ if TYPE_CHECKING:
     from refmodel.mm.mmzone import pglist_data
 
 
+# enum of include/linux/mm_types_task.h: the rss_stat counters
+MM_FILEPAGES = 0
+MM_ANONPAGES = 1
+MM_SWAPENTS = 2
+MM_SHMEMPAGES = 3
+NR_MM_COUNTERS = 4
+
+
+# mm->flags bits (include/linux/sched/coredump.h, 5.10): bit numbers, as test_bit takes them.
+MMF_OOM_SKIP = 21  # the OOM killer ignores this mm (reaped, or cannot be reaped)
+MMF_UNSTABLE = 22  # the OOM reaper has unmapped memory: user copies may see zeros
+MMF_OOM_VICTIM = 25  # the mm of an OOM victim (mark_oom_victim)
+MMF_OOM_REAP_QUEUED = 26  # already handed to the OOM reaper (wake_oom_reaper)
+# MMF_INIT_MASK: what mm_init copies from the parent's flags (dumpable, the coredump filter,
+# MMF_DISABLE_THP); none of the OOM bits.
+MMF_INIT_MASK = 0x3 | (0x1FF << 2) | (1 << 24)
+
+
 @dataclass(slots=True, eq=False)
 class mm_struct:
     """The fields of struct mm_struct the page-table code uses."""
@@ -60,6 +78,9 @@ class mm_struct:
     # 5.10 batches updates per task (SPLIT_RSS_COUNTING), the model adds them at once.
     rss_stat: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
     hiwater_rss: int = 0
+    # mm->flags, a bitmap of MMF_* bit numbers (include/linux/sched/coredump.h); only the OOM
+    # bits below are modelled (no dumpable / coredump-filter bits).
+    flags: int = 0
 
     def __repr__(self) -> str:
         return f"mm_struct(pgd={self.pgd:#x}, pgtables_bytes={self.pgtables_bytes})"
@@ -73,6 +94,9 @@ class anon_vma:
     refcount: int = 1
     degree: int = 1
     parent: anon_vma | None = None  # anon_vma_fork: the parent process's anon_vma
+    # rb_root: the interval tree of anon_vma_chain entries, i.e. every VMA linked to this
+    # anon_vma; rmap_walk_anon visits them in vm_pgoff order (the tree's order).
+    rb_root: list[vm_area_struct] = field(default_factory=list)
 
     def __repr__(self) -> str:
         return f"anon_vma@{id(self):#x}"

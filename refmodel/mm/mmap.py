@@ -319,7 +319,29 @@ def vma_link(mm: mm_struct, vma: vm_area_struct, prev: vm_area_struct | None) ->
     """Models mm/mmap.c:vma_link: list + tree (+ file interval tree, not modelled);
     map_count++."""
     _vma_link(mm, vma, prev)
+    __vma_link_file(vma)
     mm.map_count += 1
+
+
+@kernel(F)
+def __vma_link_file(vma: vm_area_struct) -> None:
+    """Models mm/mmap.c:__vma_link_file: a file VMA joins its mapping's i_mmap tree."""
+    if vma.vm_file is not None:
+        vma.vm_file.f_mapping.i_mmap.append(vma)
+
+
+@kernel(F)
+def __remove_shared_vm_struct(vma: vm_area_struct) -> None:
+    """Models mm/mmap.c:__remove_shared_vm_struct: out of the file's i_mmap tree."""
+    if vma.vm_file is not None:
+        m = vma.vm_file.f_mapping
+        m.i_mmap[:] = [v for v in m.i_mmap if v is not vma]
+
+
+@kernel(F)
+def unlink_file_vma(vma: vm_area_struct) -> None:
+    """Models mm/mmap.c:unlink_file_vma (free_pgtables' per-VMA unlink)."""
+    __remove_shared_vm_struct(vma)
 
 
 @kernel(F)
@@ -403,7 +425,8 @@ def _vma_adjust(vma: vm_area_struct, start: int, end: int, pgoff: int,
 
         if remove_next:
             assert next_ is not None
-            _vma_unlink(mm, next_)  # (no i_mmap tree: __remove_shared_vm_struct is a no-op)
+            _vma_unlink(mm, next_)
+            __remove_shared_vm_struct(next_)
         if start_changed:
             index.rekey(vma, old_start)
         if adjust_next:
@@ -411,6 +434,7 @@ def _vma_adjust(vma: vm_area_struct, start: int, end: int, pgoff: int,
             index.rekey(next_, old_next_start)
         if not remove_next:
             if insert is not None:
+                __vma_link_file(insert)
                 __insert_vm_struct(mm, insert)
             elif end_changed:
                 if next_ is None:
@@ -1036,6 +1060,7 @@ def unmap_region(mm: mm_struct, vmas: list[vm_area_struct], prev: vm_area_struct
     next_ = vma_next(mm, prev)
     for v in vmas:
         unlink_anon_vmas(v)
+        unlink_file_vma(v)
     pgdat = mm.pgdat
     if pgdat is None or not mm.pgd:
         return  # an mm without page tables (unit tests of the VMA layer alone)

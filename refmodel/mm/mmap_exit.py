@@ -4,14 +4,15 @@ Unmap every page of every VMA through one full-mm mmu_gather, free all user page
 then free the VMAs and give back their overcommit charge. (A module of its own beside
 refmodel.mm.mmap, registered under mm/mmap.c; mm/mmap.c's helpers are reached through the
 module object, since mm/mmap.py → kernel/fork.py → this module may be mid-import.)
-mlocked pages and OOM-reaper cooperation are left out.
+An OOM victim's mm is first reaped (__oom_reap_task_mm) and hidden from the OOM killer, as
+5.10 does. mlocked pages are left out.
 """
 
 from __future__ import annotations
 
 from refmodel.mm import mmap as _mmap
 from refmodel.mm.memory import free_pgtables, unmap_vmas
-from refmodel.mm.mm_types import mm_struct, vm_area_struct
+from refmodel.mm.mm_types import MMF_OOM_SKIP, mm_struct, vm_area_struct
 from refmodel.mm.mmu_gather import tlb_finish_mmu, tlb_gather_mmu
 from refmodel.mm.rmap import unlink_anon_vmas
 from refmodel.mm.vm_flags import VM_ACCOUNT
@@ -28,7 +29,12 @@ USER_PGTABLES_CEILING = 0
 def exit_mmap(mm: mm_struct) -> None:
     """Models mm/mmap.c:exit_mmap: unmap_vmas(0, -1) and free_pgtables over every VMA in
     one full-mm gather, tlb_finish_mmu, then remove_vma each and vm_unacct_memory.
+    An OOM victim's mm is reaped first and marked MMF_OOM_SKIP (the reaper may not have
+    run yet in 5.10; in the model it has, so this unmaps what was mapped since).
     The model also empties mm->mmap and the index (5.10 frees the mm right after)."""
+    if _oom_kill.mm_is_oom_victim(mm):
+        _oom_kill.__oom_reap_task_mm(mm)
+        mm.flags |= 1 << MMF_OOM_SKIP
     vma = mm.mmap
     if vma is None:
         return
@@ -38,8 +44,9 @@ def exit_mmap(mm: mm_struct) -> None:
     unmap_vmas(pgdat, tlb, vma, 0, ULONG_MAX)
     ranges = []
     v: vm_area_struct | None = vma
-    while v is not None:  # free_pgtables unlinks each VMA from its anon_vmas
+    while v is not None:  # free_pgtables unlinks each VMA from its anon_vmas and file
         unlink_anon_vmas(v)
+        _mmap.unlink_file_vma(v)
         ranges.append((v.vm_start, v.vm_end))
         v = v.vm_next
     free_pgtables(pgdat, tlb, ranges, FIRST_USER_ADDRESS, USER_PGTABLES_CEILING)
@@ -56,3 +63,7 @@ def exit_mmap(mm: mm_struct) -> None:
     mm.mmap = None
     mm.mm_rb = VmaIndex()
     mm.map_count = 0
+
+
+# mm/oom_kill.py imports the fault path, which may be mid-import here: bind it last.
+from refmodel.mm import oom_kill as _oom_kill  # noqa: E402

@@ -20,10 +20,9 @@ from refmodel.mm.mmzone import pglist_data
 from refmodel.mm.page_alloc import (
     __get_free_pages,
     free_pages,
-    free_the_page,
-    put_page_testzero,
     virt_to_page,
 )
+from refmodel.mm.swap_state import free_pages_and_swap_cache
 from refmodel.mm.types import Page
 from refmodel.trace import kernel
 
@@ -101,25 +100,6 @@ def tlb_remove_page(pgdat: pglist_data, tlb: mmu_gather, page: Page) -> None:
     """Models asm-generic/tlb.h:tlb_remove_page (→ tlb_remove_page_size)."""
     if __tlb_remove_page_size(pgdat, tlb, page, 4096):
         tlb_flush_mmu(pgdat, tlb)
-
-
-@kernel("mm/swap.c")
-def release_pages(pgdat: pglist_data, pages: list[Page]) -> None:
-    """Models mm/swap.c:release_pages for pages that are not on an LRU: drop a reference
-    each; those that reach zero are list_add'ed (so reversed) and freed by
-    free_unref_page_list, which frees them to the per-cpu lists in list order."""
-    pages_to_free: list[Page] = []
-    for page in pages:
-        if put_page_testzero(page):
-            pages_to_free.insert(0, page)
-    for page in pages_to_free:  # free_unref_page_list
-        free_the_page(pgdat, page, 0)
-
-
-@kernel("mm/swap_state.c")
-def free_pages_and_swap_cache(pgdat: pglist_data, pages: list[Page]) -> None:
-    """Models mm/swap_state.c:free_pages_and_swap_cache (no swap cache yet: release only)."""
-    release_pages(pgdat, pages)
 
 
 @kernel(F)

@@ -12,9 +12,14 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
 from refmodel.bugs import KernelBug
 from refmodel.mm.types import Page, PageFlags, PageState
+
+if TYPE_CHECKING:
+    from refmodel.mm.swap_slots import swap_slots_cache
+    from refmodel.mm.swapfile import swap_info_struct
 
 MAX_ORDER = 11
 pageblock_order = 9
@@ -130,6 +135,40 @@ def high_wmark_pages(zone: Zone) -> int:
     return wmark_pages(zone, WMARK_HIGH)
 
 
+# enum lru_list (include/linux/mmzone.h)
+LRU_INACTIVE_ANON = 0
+LRU_ACTIVE_ANON = 1
+LRU_INACTIVE_FILE = 2
+LRU_ACTIVE_FILE = 3
+LRU_UNEVICTABLE = 4
+NR_LRU_LISTS = 5
+LRU_BASE = 0
+LRU_ACTIVE = 1
+LRU_FILE = 2
+LRU_NAMES = ("inactive_anon", "active_anon", "inactive_file", "active_file", "unevictable")
+
+
+def _lru_lists() -> list[OrderedDict[int, Page]]:
+    return [OrderedDict() for _ in range(NR_LRU_LISTS)]
+
+
+@dataclass(slots=True)
+class lruvec:
+    """struct lruvec of the node (no memcg: the node's own lruvec).
+
+    Each list is ordered head → tail and keyed by pfn: list_add puts a page first,
+    list_add_tail last, and reclaim isolates from the tail (the end). ``lru_zone_size``
+    is mem_cgroup_per_node's lru_zone_size / the NR_ZONE_LRU counters: pages per list per
+    zone. ``anon_cost`` / ``file_cost`` are what lru_note_cost accumulates.
+    """
+
+    lists: list[OrderedDict[int, Page]] = field(default_factory=_lru_lists)
+    lru_zone_size: list[list[int]] = field(
+        default_factory=lambda: [[0] * MAX_NR_ZONES for _ in range(NR_LRU_LISTS)])
+    anon_cost: int = 0
+    file_cost: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class alloc_context:
     """struct alloc_context (mm/internal.h): what prepare_alloc_pages works out once."""
@@ -153,8 +192,14 @@ class AllocatorHooks:
     wakeup_kswapd: Callable[[Zone, int, int], None] | None = None
     # try_to_free_pages(gfp_mask, order) -> pages reclaimed
     try_to_free_pages: Callable[[int, int], int] | None = None
-    # out_of_memory(gfp_mask, order) -> True if a victim was killed (progress)
+    # out_of_memory(gfp_mask, order) for current (mm/oom_kill.c): its return value, True for
+    # "progress" (a task was killed, a victim is already on its way out, or the !__GFP_FS
+    # bail-out); it raises KernelPanic when nothing is killable.
     out_of_memory: Callable[[int, int], bool] | None = None
+    # fatal_signal_pending(current): SIGKILL is pending for current (None: never).
+    fatal_signal_pending: Callable[[], bool] | None = None
+    # tsk_is_oom_victim(current): the OOM killer has marked current (None: never).
+    tsk_is_oom_victim: Callable[[], bool] | None = None
 
 
 @dataclass(slots=True)
@@ -176,6 +221,22 @@ class pglist_data:
     min_free_kbytes: int = 0
     hooks: AllocatorHooks = field(default_factory=AllocatorHooks)
     alloc_failures: int = 0  # warn_alloc() calls
+    # mm/swapfile.c's globals for the node's machine: total_swap_pages (usable slots of all
+    # swap areas) and nr_swap_pages (free ones); both 0 without swap.
+    total_swap_pages: int = 0
+    nr_swap_pages: int = 0
+    swap_info: list[swap_info_struct] = field(default_factory=list)  # swapon order
+    swp_slots: swap_slots_cache | None = None  # mm/swap_slots.c, the only CPU's cache
+    swap_ra: object | None = None  # mm/swap_state.c's readahead statics (swap_ra_state)
+    # The node's LRU lists (mm/swap.c, mm/vmscan.c) and kswapd's state (pgdat->kswapd_*).
+    node_lruvec: lruvec = field(default_factory=lruvec)  # pgdat->__lruvec
+    kswapd_order: int = 0
+    kswapd_highest_zoneidx: int = MAX_NR_ZONES  # MAX_NR_ZONES: no request pending
+    kswapd_failures: int = 0
+    kswapd_woken: bool = False  # model: woken since kswapd last ran (see docs/scope.md)
+    pgdat_flags: int = 0  # pgdat->flags: PGDAT_DIRTY, PGDAT_WRITEBACK
+    # vm_event_states (/proc/vmstat), the few the model counts: PSWPIN, PSWPOUT
+    vm_events: dict[str, int] = field(default_factory=dict)
     # Page contents, sparse: a pfn with no entry reads as zeros (see mm/memory.c later).
     page_data: dict[int, bytearray] = field(default_factory=dict)
     # Pages handed out and not yet freed, by head pfn (model bookkeeping for checks).

@@ -20,7 +20,6 @@ from refmodel.arch.x86.pgtable import (
     pte_dirty,
     pte_mkwrite,
     pte_modify,
-    pte_none,
     pte_offset_map,
     pte_present,
     ptep_get_and_clear,
@@ -31,7 +30,6 @@ from refmodel.arch.x86.pgtable import (
     set_pte_at,
 )
 from refmodel.arch.x86.pgtable_types import _PAGE_SOFT_DIRTY, PAGE_SIZE, pgprot_t
-from refmodel.bugs import KernelBug
 from refmodel.errno import Errno
 from refmodel.mm.gup import populate_vma_page_range
 from refmodel.mm.mm_types import mm_struct, vm_area_struct
@@ -94,7 +92,8 @@ def change_pte_range(pgdat: pglist_data, vma: vm_area_struct, pmd: int, addr: in
     """Models mm/mprotect.c:change_pte_range: every present pte (PROT_NONE ones included)
     becomes pte_modify(pte, newprot) (ptep_modify_prot_start / _commit); with
     MM_CP_DIRTY_ACCT a dirty pte is made writable at once. Returns the ptes changed.
-    NUMA hinting and userfaultfd write-protection are left out; swap ptes come with swap."""
+    NUMA hinting and userfaultfd write-protection are left out; swap ptes are left as they
+    are (not counted), as 5.10 leaves them."""
     mm = vma.vm_mm
     assert mm is not None
     dirty_accountable = cp_flags & MM_CP_DIRTY_ACCT
@@ -110,8 +109,8 @@ def change_pte_range(pgdat: pglist_data, vma: vm_area_struct, pmd: int, addr: in
                 ptent = pte_mkwrite(ptent)
             set_pte_at(pgdat, mm, addr, pte, ptent)  # ptep_modify_prot_commit
             pages += 1
-        elif not pte_none(oldpte):
-            raise KernelBug("model: swap ptes are not modelled yet", f"pte {oldpte:#x}")
+        # a swap pte keeps its entry: only migration / device entries (not in the model)
+        # would change
         pte += 8
         addr += PAGE_SIZE
         if addr == end:

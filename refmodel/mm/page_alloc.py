@@ -12,6 +12,10 @@ from __future__ import annotations
 from refmodel.bugs import BadPage, KernelBug, KernelWarning
 from refmodel.mm import gfp as G
 from refmodel.mm.mmzone import (
+    LRU_ACTIVE_ANON,
+    LRU_ACTIVE_FILE,
+    LRU_INACTIVE_ANON,
+    LRU_INACTIVE_FILE,
     MAX_ORDER,
     MIGRATE_HIGHATOMIC,
     MIGRATE_ISOLATE,
@@ -41,6 +45,8 @@ from refmodel.mm.types import (
     set_page_state,
 )
 from refmodel.trace import alias, kernel, register_arg_formatter
+
+_PG_DIRTY_OR_WB = int(PageFlags.PG_dirty | PageFlags.PG_writeback)
 
 F = "mm/page_alloc.c"
 
@@ -959,18 +965,34 @@ def __alloc_pages_direct_reclaim(pgdat: pglist_data, gfp_mask: int, order: int,
 def should_reclaim_retry(pgdat: pglist_data, gfp_mask: int, order: int, ac: alloc_context,
                          alloc_flags: int, did_some_progress: bool,
                          no_progress_loops: int) -> tuple[bool, int]:
-    """Models mm/page_alloc.c:should_reclaim_retry; returns (retry, no_progress_loops).
-    Reclaimable pages come from the reclaim hook's view; with none, only free pages count."""
+    """Models mm/page_alloc.c:should_reclaim_retry; returns (retry, no_progress_loops):
+    retry while some zone would pass its min watermark if every reclaimable page (file LRU
+    pages, anon ones while swap has room) were freed, at most MAX_RECLAIM_RETRIES times
+    without progress. (unreserve_highatomic_pageblock's last chance is left out.)"""
     if did_some_progress and order <= PAGE_ALLOC_COSTLY_ORDER:
         no_progress_loops = 0
     else:
         no_progress_loops += 1
     if no_progress_loops > MAX_RECLAIM_RETRIES:
         return False, no_progress_loops
+    sz = pgdat.node_lruvec.lru_zone_size
     for zone in ac.zonelist:
-        available = zone.nr_free_pages
+        z = zone.zone_idx
+        # zone_reclaimable_pages (mm/vmscan.c): file LRU pages, anon ones while swap is free
+        reclaimable = sz[LRU_INACTIVE_FILE][z] + sz[LRU_ACTIVE_FILE][z]
+        if pgdat.nr_swap_pages > 0:
+            reclaimable += sz[LRU_INACTIVE_ANON][z] + sz[LRU_ACTIVE_ANON][z]
+        available = reclaimable + zone.nr_free_pages
         if __zone_watermark_ok(zone, order, min_wmark_pages(zone), ac.highest_zoneidx,
                                alloc_flags, available):
+            if not did_some_progress:
+                # NR_ZONE_WRITE_PENDING: dirty (or under writeback) file pages of the zone
+                write_pending = sum(
+                    1 for lru in (LRU_INACTIVE_FILE, LRU_ACTIVE_FILE)
+                    for p in pgdat.node_lruvec.lists[lru].values()
+                    if p.zone_idx == z and p.flags & _PG_DIRTY_OR_WB)
+                if 2 * write_pending > reclaimable:
+                    return True, no_progress_loops  # congestion_wait, then retry
             return True, no_progress_loops
     return False, no_progress_loops
 
@@ -993,12 +1015,43 @@ def __alloc_pages_may_oom(pgdat: pglist_data, gfp_mask: int, order: int,
     return None, hook(gfp_mask, order)
 
 
+def _current_is_oom_victim(pgdat: pglist_data) -> bool:
+    """tsk_is_oom_victim(current), through the hook Machine wires (no hook: never)."""
+    hook = pgdat.hooks.tsk_is_oom_victim
+    return hook is not None and hook()
+
+
+@kernel(F)
+def oom_reserves_allowed(pgdat: pglist_data) -> bool:
+    """Models mm/page_alloc.c:oom_reserves_allowed(current): an OOM victim may use part of
+    the reserves (with an MMU the TIF_MEMDIE test does not apply). ``current`` is reached
+    through the node's tsk_is_oom_victim hook."""
+    return _current_is_oom_victim(pgdat)
+
+
+@kernel(F)
+def __gfp_pfmemalloc_flags(pgdat: pglist_data, gfp_mask: int) -> int:
+    """Models mm/page_alloc.c:__gfp_pfmemalloc_flags: __GFP_NOMEMALLOC forbids the reserves,
+    __GFP_MEMALLOC gives all of them (ALLOC_NO_WATERMARKS), an OOM victim gets ALLOC_OOM
+    (half the min watermark). Never in interrupt context; PF_MEMALLOC tasks are not
+    modelled."""
+    if gfp_mask & G.__GFP_NOMEMALLOC:
+        return 0
+    if gfp_mask & G.__GFP_MEMALLOC:
+        return ALLOC_NO_WATERMARKS
+    if oom_reserves_allowed(pgdat):
+        return ALLOC_OOM
+    return 0
+
+
 @kernel(F)
 def __alloc_pages_slowpath(pgdat: pglist_data, gfp_mask: int, order: int,
                            ac: alloc_context) -> Page | None:
-    """Models mm/page_alloc.c:__alloc_pages_slowpath: kswapd, the min watermark, direct
-    reclaim and the OOM killer (through hooks Machine wires), or failure. Compaction and
-    cpusets are out of scope."""
+    """Models mm/page_alloc.c:__alloc_pages_slowpath: kswapd, the min watermark, the
+    reserves (__gfp_pfmemalloc_flags: ALLOC_NO_WATERMARKS, or ALLOC_OOM for an OOM victim),
+    direct reclaim and the OOM killer (through hooks Machine wires), or failure; a victim
+    that already had ALLOC_OOM fails rather than loop. Compaction and cpusets are out of
+    scope."""
     can_direct_reclaim = bool(gfp_mask & G.__GFP_DIRECT_RECLAIM)
     costly_order = order > PAGE_ALLOC_COSTLY_ORDER
     if gfp_mask & (G.__GFP_ATOMIC | G.__GFP_DIRECT_RECLAIM) == (
@@ -1016,8 +1069,9 @@ def __alloc_pages_slowpath(pgdat: pglist_data, gfp_mask: int, order: int,
     while True:  # retry:
         if alloc_flags & ALLOC_KSWAPD:
             wake_all_kswapds(pgdat, order, gfp_mask, ac)
-        if gfp_mask & G.__GFP_MEMALLOC:  # __gfp_pfmemalloc_flags
-            alloc_flags = ALLOC_NO_WATERMARKS
+        reserve_flags = __gfp_pfmemalloc_flags(pgdat, gfp_mask)
+        if reserve_flags:
+            alloc_flags = reserve_flags  # current_alloc_flags: no CMA
         page = get_page_from_freelist(pgdat, gfp_mask, order, alloc_flags, ac)
         if page is not None:
             return page
@@ -1037,6 +1091,11 @@ def __alloc_pages_slowpath(pgdat: pglist_data, gfp_mask: int, order: int,
         page, oom_progress = __alloc_pages_may_oom(pgdat, gfp_mask, order, ac)
         if page is not None:
             return page
+        # An OOM victim that already had its share of the reserves gives up (no endless
+        # loop on the reserves).
+        if _current_is_oom_victim(pgdat) and (alloc_flags & ALLOC_OOM
+                                              or gfp_mask & G.__GFP_NOMEMALLOC):
+            break
         if oom_progress:
             no_progress_loops = 0
             continue

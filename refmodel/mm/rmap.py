@@ -7,13 +7,61 @@ interval trees, anon_vma locking and the reverse walk itself come with reclaim.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from refmodel.arch.x86.pgtable import (
+    p4d_offset,
+    p4d_present,
+    pgd_offset,
+    pgd_present,
+    pmd_offset,
+    pmd_present,
+    pte_offset_map,
+    pte_pfn,
+    ptep_get_and_clear,
+    pud_offset,
+    pud_present,
+    read_entry,
+    set_pte_at,
+    write_entry,
+)
+from refmodel.arch.x86.pgtable_types import (
+    _PAGE_ACCESSED,
+    _PAGE_DIRTY,
+    _PAGE_PRESENT,
+    _PAGE_PROTNONE,
+    _PAGE_RW,
+    _PAGE_SOFT_DIRTY,
+)
 from refmodel.bugs import KernelBug
-from refmodel.mm.mm_types import anon_vma, vm_area_struct
+from refmodel.fs import address_space
+from refmodel.mm.mm_inline import del_page_from_lru_list, page_lru
+from refmodel.mm.mm_types import (
+    MM_ANONPAGES,
+    MM_FILEPAGES,
+    MM_SHMEMPAGES,
+    MM_SWAPENTS,
+    anon_vma,
+    mm_struct,
+    vm_area_struct,
+)
+from refmodel.mm.mmzone import pglist_data
+from refmodel.mm.page_alloc import put_page_testzero
+from refmodel.mm.page_writeback import set_page_dirty
+from refmodel.mm.swap import __put_page as _put_page_final
+from refmodel.mm.swap import lru_cache_add
+from refmodel.mm.swapfile import swap_duplicate
+from refmodel.mm.swapops import pte_swp_mksoft_dirty, swp_entry_to_pte
 from refmodel.mm.types import PAGE_MAPPING_ANON, Page, PageFlags
-from refmodel.mm.vm_flags import VM_ACCESS_FLAGS, VM_SOFTDIRTY
+from refmodel.mm.vm_flags import VM_ACCESS_FLAGS, VM_LOCKED, VM_SEQ_READ, VM_SHARED, VM_SOFTDIRTY
 from refmodel.trace import kernel
 
 F = "mm/rmap.c"
+PG_mlocked = int(PageFlags.PG_mlocked)
+PG_lru = int(PageFlags.PG_lru)
+PG_swapcache = int(PageFlags.PG_owner_priv_1)
+PG_swapbacked_ = int(PageFlags.PG_swapbacked)
 PAGE_SHIFT = 12
 PG_swapbacked = int(PageFlags.PG_swapbacked)
 
@@ -25,12 +73,16 @@ def anon_vma_clone(dst: vm_area_struct, src: vm_area_struct) -> int:
     for av in src.anon_vma_chain:
         if not any(x is av for x in dst.anon_vma_chain):
             dst.anon_vma_chain.append(av)
+            av.rb_root.append(dst)  # anon_vma_chain_link
     return 0
 
 
 @kernel(F)
 def unlink_anon_vmas(vma: vm_area_struct) -> None:
-    """Models mm/rmap.c:unlink_anon_vmas: drop every chain entry of vma."""
+    """Models mm/rmap.c:unlink_anon_vmas: drop every chain entry of vma (out of each
+    anon_vma's interval tree too)."""
+    for av in vma.anon_vma_chain:
+        av.rb_root[:] = [v for v in av.rb_root if v is not vma]
     vma.anon_vma_chain.clear()
     vma.anon_vma = None
 
@@ -102,6 +154,7 @@ def _anon_vma_prepare(vma: vm_area_struct) -> int:
     if vma.anon_vma is None:  # re-checked under page_table_lock in 5.10
         vma.anon_vma = av
         vma.anon_vma_chain.append(av)  # anon_vma_chain_link
+        av.rb_root.append(vma)
         av.degree += 1
         allocated = None
     del allocated  # put_anon_vma of an unused allocation
@@ -137,6 +190,7 @@ def anon_vma_fork(vma: vm_area_struct, pvma: vm_area_struct) -> int:
         pav.root.refcount += 1  # get_anon_vma(anon_vma->root)
     vma.anon_vma = av
     vma.anon_vma_chain.append(av)
+    av.rb_root.append(vma)
     pav.degree += 1
     return 0
 
@@ -197,10 +251,321 @@ def page_dup_rmap(page: Page, compound: bool = False) -> None:
 
 
 @kernel(F)
-def page_remove_rmap(page: Page, compound: bool = False) -> None:
+def page_remove_rmap(pgdat: pglist_data, page: Page, compound: bool = False) -> None:
     """Models mm/rmap.c:page_remove_rmap for an order-0 page (anon or file): one mapping
-    fewer. An anonymous page keeps its page->mapping until it is freed, as in 5.10."""
+    fewer; when the last one goes an mlocked page is munlocked (clear_page_mlock). An
+    anonymous page keeps its page->mapping until it is freed, as in 5.10."""
     if page._mapcount < 0:
         raise KernelBug("print_bad_pte: page_mapcount(page) < 0",
                         f"pfn {page.pfn:#x} unmapped more often than mapped")
     page._mapcount -= 1
+    if page._mapcount < 0 and page.flags & PG_mlocked:
+        clear_page_mlock(pgdat, page)
+
+
+# --------------------------------------------------------------------------------------------
+# The reverse walk (mm/rmap.c, mm/page_vma_mapped.c): from a page to every pte that maps it.
+
+
+@dataclass(slots=True)
+class rmap_walk_control:
+    """struct rmap_walk_control: rmap_one is called for every VMA that may map the page
+    (False stops the walk); done, if set, is asked after each VMA whether to stop."""
+
+    rmap_one: Callable[[Page, vm_area_struct, int], bool]
+    done: Callable[[Page], bool] | None = None
+
+
+@kernel("mm/internal.h")
+def vma_address(page: Page, vma: vm_area_struct) -> int:
+    """Models mm/internal.h:vma_address for an order-0 page: where page->index falls in
+    the VMA (callers only pass VMAs whose pgoff range contains it)."""
+    return vma.vm_start + ((page.index - vma.vm_pgoff) << PAGE_SHIFT)
+
+
+@kernel(F)
+def mm_find_pmd(pgdat: pglist_data, mm: mm_struct, address: int) -> int | None:
+    """Models mm/rmap.c:mm_find_pmd: the pmd entry covering address if every level above
+    is present and the pmd is present (no THP); else None."""
+    levels = mm.paging_levels
+    pgd = pgd_offset(mm, address)
+    if not pgd_present(read_entry(pgdat, pgd), levels):
+        return None
+    p4d = p4d_offset(pgdat, pgd, address)
+    if not p4d_present(read_entry(pgdat, p4d)):
+        return None
+    pud = pud_offset(pgdat, p4d, address)
+    if not pud_present(read_entry(pgdat, pud)):
+        return None
+    pmd = pmd_offset(pgdat, pud, address)
+    if not pmd_present(read_entry(pgdat, pmd)):
+        return None
+    return pmd
+
+
+@kernel("mm/page_vma_mapped.c")
+def page_vma_mapped_walk(pgdat: pglist_data, page: Page, vma: vm_area_struct,
+                         address: int) -> int | None:
+    """Models mm/page_vma_mapped.c:page_vma_mapped_walk for an order-0 page: the pte
+    pointer at address if it is present and maps this page; else None."""
+    mm = vma.vm_mm
+    assert mm is not None
+    pmd = mm_find_pmd(pgdat, mm, address)
+    if pmd is None:
+        return None
+    ptep = pte_offset_map(pgdat, pmd, address)
+    pte = read_entry(pgdat, ptep)
+    if not pte & (_PAGE_PRESENT | _PAGE_PROTNONE):
+        return None
+    if pte_pfn(pte) != page.pfn:
+        return None
+    return ptep
+
+
+def _covers(vma: vm_area_struct, pgoff: int) -> bool:
+    """The interval-tree query: vma_start_pgoff <= pgoff <= vma_last_pgoff."""
+    return vma.vm_pgoff <= pgoff < vma.vm_pgoff + ((vma.vm_end - vma.vm_start) >> PAGE_SHIFT)
+
+
+@kernel(F)
+def rmap_walk_anon(page: Page, rwc: rmap_walk_control) -> None:
+    """Models mm/rmap.c:rmap_walk_anon: every VMA in the page's anon_vma tree whose range
+    covers page->index, in pgoff order."""
+    av = page.mapping
+    if not isinstance(av, anon_vma):
+        return
+    pgoff = page.index
+    for vma in sorted((v for v in av.rb_root if _covers(v, pgoff)), key=lambda v: v.vm_pgoff):
+        if not rwc.rmap_one(page, vma, vma_address(page, vma)):
+            break
+        if rwc.done is not None and rwc.done(page):
+            break
+
+
+@kernel(F)
+def rmap_walk_file(page: Page, rwc: rmap_walk_control) -> None:
+    """Models mm/rmap.c:rmap_walk_file: every VMA of the file's i_mmap tree covering
+    page->index, in pgoff order."""
+    mapping = page.mapping
+    if not isinstance(mapping, address_space):
+        return
+    pgoff = page.index
+    for vma in sorted((v for v in mapping.i_mmap if _covers(v, pgoff)),
+                      key=lambda v: v.vm_pgoff):
+        if not rwc.rmap_one(page, vma, vma_address(page, vma)):
+            break
+        if rwc.done is not None and rwc.done(page):
+            break
+
+
+@kernel(F)
+def rmap_walk(page: Page, rwc: rmap_walk_control) -> None:
+    """Models mm/rmap.c:rmap_walk (no KSM)."""
+    if page.mapping_flags & PAGE_MAPPING_ANON:
+        rmap_walk_anon(page, rwc)
+    else:
+        rmap_walk_file(page, rwc)
+
+
+@dataclass(slots=True)
+class page_referenced_arg:
+    mapcount: int
+    referenced: int = 0
+    vm_flags: int = 0
+
+
+@kernel(F)
+def page_referenced_one(page: Page, vma: vm_area_struct, address: int,
+                        pra: page_referenced_arg) -> bool:
+    """Models mm/rmap.c:page_referenced_one: a VM_LOCKED mapping stops the walk and reports
+    VM_LOCKED; a young pte is a reference (its accessed bit cleared:
+    ptep_clear_flush_young_notify), except through a VM_SEQ_READ mapping."""
+    mm = vma.vm_mm
+    assert mm is not None and mm.pgdat is not None
+    pgdat = mm.pgdat
+    referenced = 0
+    ptep = page_vma_mapped_walk(pgdat, page, vma, address)
+    if ptep is not None:
+        if vma.vm_flags & VM_LOCKED:
+            pra.vm_flags |= VM_LOCKED
+            return False
+        pte = read_entry(pgdat, ptep)
+        if pte & _PAGE_ACCESSED:  # ptep_test_and_clear_young
+            write_entry(pgdat, ptep, pte & ~_PAGE_ACCESSED)
+            if not vma.vm_flags & VM_SEQ_READ:
+                referenced += 1
+        pra.mapcount -= 1
+    if referenced:
+        pra.referenced += 1
+        pra.vm_flags |= vma.vm_flags
+    return pra.mapcount != 0
+
+
+@kernel(F)
+def page_referenced(page: Page, is_locked: int = 1) -> tuple[int, int]:
+    """Models mm/rmap.c:page_referenced (global reclaim, no memcg): how many mappings saw
+    the page accessed since the last look (clearing the accessed bits), and the union of
+    their vm_flags. (0, 0) for an unmapped page."""
+    pra = page_referenced_arg(mapcount=page._mapcount + 1)
+    if not pra.mapcount or page.mapping is None:
+        return 0, 0
+    rwc = rmap_walk_control(rmap_one=lambda p, v, a: page_referenced_one(p, v, a, pra))
+    rmap_walk(page, rwc)
+    return pra.referenced, pra.vm_flags
+
+
+# try_to_unmap's flags (include/linux/rmap.h)
+TTU_MIGRATION = 0x1
+TTU_MUNLOCK = 0x2
+TTU_SPLIT_HUGE_PMD = 0x4
+TTU_IGNORE_MLOCK = 0x8
+TTU_IGNORE_HWPOISON = 0x20
+TTU_BATCH_FLUSH = 0x40
+TTU_RMAP_LOCKED = 0x80
+TTU_SPLIT_FREEZE = 0x100
+
+
+
+# --------------------------------------------------------------------------------------------
+# mlock (mm/mlock.c), as far as reclaim and unmapping meet it
+
+
+@kernel("mm/vmscan.c")
+def isolate_lru_page(pgdat: pglist_data, page: Page) -> int:
+    """Models mm/vmscan.c:isolate_lru_page: take a page off its LRU with a reference
+    (PG_active / PG_unevictable kept). 0, or -EBUSY if it is not on one."""
+    if not page.flags & PG_lru:
+        return -16
+    lru = page_lru(page)
+    page._refcount += 1
+    page.flags &= ~PG_lru
+    del_page_from_lru_list(page, pgdat.node_lruvec, lru)
+    return 0
+
+
+@kernel("mm/vmscan.c")
+def putback_lru_page(pgdat: pglist_data, page: Page) -> None:
+    """Models mm/vmscan.c:putback_lru_page: lru_cache_add, then drop the isolation
+    reference."""
+    lru_cache_add(pgdat, page)
+    if put_page_testzero(page):
+        _put_page_final(pgdat, page)
+
+
+@kernel("mm/mlock.c")
+def clear_page_mlock(pgdat: pglist_data, page: Page) -> None:
+    """Models mm/mlock.c:clear_page_mlock: the last mapping of an mlocked page went; it
+    becomes evictable (moved off the unevictable list if it is on an LRU)."""
+    if not page.flags & PG_mlocked:
+        return
+    page.flags &= ~PG_mlocked
+    if not isolate_lru_page(pgdat, page):
+        putback_lru_page(pgdat, page)
+
+
+@kernel("mm/mlock.c")
+def mlock_vma_page(pgdat: pglist_data, page: Page) -> None:
+    """Models mm/mlock.c:mlock_vma_page: PG_mlocked, and off to the unevictable list if
+    the page is on an LRU (reclaim's isolated page goes there when put back)."""
+    if page.flags & PG_mlocked:
+        return
+    page.flags |= PG_mlocked
+    if not isolate_lru_page(pgdat, page):
+        putback_lru_page(pgdat, page)
+
+
+# --------------------------------------------------------------------------------------------
+# try_to_unmap (reclaim) and page_mkclean (writeback)
+
+
+@kernel(F)
+def try_to_unmap_one(page: Page, vma: vm_area_struct, address: int, flags: int,
+                     result: list[bool]) -> bool:
+    """Models mm/rmap.c:try_to_unmap_one for an order-0 page: in a VM_LOCKED VMA the page
+    is mlocked and the unmap fails; else the pte is cleared (its dirty bit passed to the
+    page), and an anonymous page's pte becomes the swap entry of its swap-cache slot (one
+    more swap_map reference; MM_ANONPAGES -1, MM_SWAPENTS +1; soft-dirty carried over),
+    a file page's just goes (its rss counter -1). The mapping and its page reference go.
+    ``result[0]`` becomes False on failure; returns whether to continue the walk."""
+    mm = vma.vm_mm
+    assert mm is not None and mm.pgdat is not None
+    pgdat = mm.pgdat
+    ptep = page_vma_mapped_walk(pgdat, page, vma, address)
+    if ptep is None:
+        return True
+    if not flags & TTU_IGNORE_MLOCK and vma.vm_flags & VM_LOCKED:
+        mlock_vma_page(pgdat, page)
+        result[0] = False
+        return False
+    pteval = ptep_get_and_clear(pgdat, mm, address, ptep)  # ptep_clear_flush
+    if pteval & _PAGE_DIRTY:
+        set_page_dirty(page)
+    if mm.rss_stat[MM_FILEPAGES] + mm.rss_stat[MM_ANONPAGES] + mm.rss_stat[MM_SHMEMPAGES] \
+            > mm.hiwater_rss:
+        mm.hiwater_rss = (mm.rss_stat[MM_FILEPAGES] + mm.rss_stat[MM_ANONPAGES]
+                          + mm.rss_stat[MM_SHMEMPAGES])  # update_hiwater_rss
+    if page.mapping_flags & PAGE_MAPPING_ANON:
+        entry = page.private
+        if bool(page.flags & PG_swapbacked_) != bool(page.flags & PG_swapcache):
+            write_entry(pgdat, ptep, pteval)  # WARN_ON_ONCE(1): put the pte back
+            result[0] = False
+            return False
+        if swap_duplicate(pgdat, entry) < 0:
+            write_entry(pgdat, ptep, pteval)
+            result[0] = False
+            return False
+        mm.rss_stat[MM_ANONPAGES] -= 1
+        mm.rss_stat[MM_SWAPENTS] += 1
+        swp_pte = swp_entry_to_pte(entry)
+        if pteval & _PAGE_SOFT_DIRTY:
+            swp_pte = pte_swp_mksoft_dirty(swp_pte)
+        set_pte_at(pgdat, mm, address, ptep, swp_pte)
+    else:
+        mm.rss_stat[MM_SHMEMPAGES if page.flags & PG_swapbacked_ else MM_FILEPAGES] -= 1
+    page_remove_rmap(pgdat, page, False)
+    if put_page_testzero(page):
+        _put_page_final(pgdat, page)
+    return True
+
+
+@kernel(F)
+def try_to_unmap(page: Page, flags: int) -> bool:
+    """Models mm/rmap.c:try_to_unmap: unmap the page from every pte (rmap_walk, stopping
+    once it is mapped nowhere); True if no mapping is left."""
+    result = [True]
+    rwc = rmap_walk_control(
+        rmap_one=lambda p, v, a: try_to_unmap_one(p, v, a, flags, result),
+        done=lambda p: p._mapcount < 0)  # page_mapcount_is_zero
+    rmap_walk(page, rwc)
+    return page._mapcount < 0
+
+
+@kernel(F)
+def page_mkclean_one(page: Page, vma: vm_area_struct, address: int, cleaned: list[int]) -> bool:
+    """Models mm/rmap.c:page_mkclean_one: a dirty or writable pte of a shared mapping is
+    made clean and read-only (the next write faults and dirties the page again)."""
+    mm = vma.vm_mm
+    assert mm is not None and mm.pgdat is not None
+    pgdat = mm.pgdat
+    ptep = page_vma_mapped_walk(pgdat, page, vma, address)
+    if ptep is None:
+        return True
+    pte = read_entry(pgdat, ptep)
+    if pte & (_PAGE_DIRTY | _PAGE_RW):
+        write_entry(pgdat, ptep, pte & ~(_PAGE_DIRTY | _PAGE_RW))
+        cleaned[0] += 1
+    return True
+
+
+@kernel(F)
+def page_mkclean(page: Page) -> int:
+    """Models mm/rmap.c:page_mkclean: clean and write-protect every shared mapping of a
+    page-cache page (VM_SHARED VMAs only: invalid_mkclean_vma); how many ptes changed."""
+    if page._mapcount < 0 or not isinstance(page.mapping, address_space):
+        return 0
+    cleaned = [0]
+    rwc = rmap_walk_control(
+        rmap_one=lambda p, v, a: (not v.vm_flags & VM_SHARED)
+        or page_mkclean_one(p, v, a, cleaned))
+    rmap_walk(page, rwc)
+    return cleaned[0]

@@ -70,7 +70,7 @@ def shmem_getpage_gfp(pgdat: pglist_data, f: file, index: int, sgp: int,
         return ENOMEM, None
     page.flags |= PG_swapbacked  # __SetPageSwapBacked
     shmem_add_to_page_cache(page, mapping, index)
-    lru_cache_add(page)
+    lru_cache_add(pgdat, page)
     if mapping.evict is None:  # the inode's eviction, wired when it first holds a page
         mapping.swapbacked = True
         mapping.evict = partial(shmem_evict_inode, pgdat)

@@ -135,7 +135,8 @@ def test_decode_line_refuses_non_json() -> None:
 def test_schema_document_names_every_target_operation() -> None:
     doc = schemas()
     targets = doc["targets"]
-    assert isinstance(targets, dict) and set(targets) == {"buddy", "pagetable", "vma", "mm"}
+    assert isinstance(targets, dict) and set(targets) == {"buddy", "pagetable", "vma", "mm",
+                                                              "slab"}
     ops: set[str] = set()
     for s in TARGETS["buddy"].values():
         props = s.get("properties")

@@ -490,22 +490,37 @@ def test_a_fault_in_no_vma_is_bad_area_not_no_context() -> None:
 
 
 def test_vm_fault_oom_goes_to_pagefault_out_of_memory() -> None:
+    """An OOM victim whose ALLOC_OOM attempt fails too gives up (nopage): the fault returns
+    VM_FAULT_OOM, pagefault_out_of_memory leaves the dying task alone, and the access ends
+    with the SIGKILL the OOM killer sent; the task is gone after it."""
     from refmodel.arch.x86.fault import SIGKILL
     from refmodel.mm import gfp as G
 
-    m, t, a = _setup()
-    m.write(t, a, b"x")  # the page tables exist
-    for order in range(10, -1, -1):  # take every free page
-        while m.alloc_pages(G.GFP_KERNEL | G.__GFP_NOWARN | G.__GFP_HIGH, order) is not None:
+    m = small_machine()
+    m.spawn("init")  # pid 1: never an OOM victim
+    t = m.spawn()
+    other = m.spawn()
+    assert t.mm is not None and other.mm is not None
+    a = m.mmap(t.mm, 0, 0x4000, RW, ANON)
+    b = m.mmap(other.mm, 0, 0x1000, RW, ANON)
+    assert m.write(t, a, bytes(0x2000)) == 0x2000  # 2 pages: the worse of the two
+    assert m.write(other, b, b"o") == 1
+    for order in range(10, -1, -1):  # take every free page, the reserves too
+        while m.alloc_pages(G.GFP_NOWAIT | G.__GFP_MEMALLOC | G.__GFP_NOWARN, order):
             pass
     with Tracer() as tr:
-        sig = m.write(t, a + 0x1000, b"y")
-    assert isinstance(sig, SigInfo) and sig.signo == SIGKILL
+        sig = m.write(t, a + 0x2000, b"y")
+    assert sig == SigInfo(SIGKILL, SI_KERNEL, 0)
     root = tr.roots[0]
     assert root.path_to("pagefault_out_of_memory") == [
         "exc_page_fault", "handle_page_fault", "do_user_addr_fault", "mm_fault_error",
         "pagefault_out_of_memory"]
-    assert t.mm is not None and t.mm.rss_stat[MM_ANONPAGES] == 1
+    pfoom = root.find("pagefault_out_of_memory")
+    assert pfoom is not None and pfoom.find("out_of_memory") is None  # t is dying: no OOM
+    # t was killed first; its two pages did not lift the min watermark, so the next OOM
+    # killed other as well before t gave up
+    assert m.last_oom is not None and m.last_oom.chosen is other
+    assert t.pid not in m.tasks and other.pid not in m.tasks and t.mm is None
 
 
 def test_map_populate_faults_every_page_in_at_mmap() -> None:

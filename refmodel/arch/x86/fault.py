@@ -4,7 +4,8 @@
 A user fault ends in one of: the fault handled (None: the access is retried), SIGSEGV with
 SEGV_MAPERR (no VMA, or a kernel address) or SEGV_ACCERR (the VMA forbids the access),
 SIGBUS with BUS_ADRERR (VM_FAULT_SIGBUS, e.g. past the end of a file), or, for
-VM_FAULT_OOM, pagefault_out_of_memory. Signals are returned as :class:`SigInfo` values, as
+VM_FAULT_OOM, pagefault_out_of_memory (then the access is retried, or the task dies of the
+SIGKILL the OOM killer sent). Signals are returned as :class:`SigInfo` values, as
 force_sig_fault would queue them. ``current`` is a parameter: the faulting task's mm.
 Left out: kmmio, kprobes, vsyscall emulation, v8086, the mmap-lock retry dance (no
 VM_FAULT_RETRY in the model), perf events, and kernel-mode faults (exception fixups).
@@ -54,7 +55,7 @@ SI_KERNEL = 0x80
 _SIGNAMES = {SIGBUS: "SIGBUS", SIGKILL: "SIGKILL", SIGSEGV: "SIGSEGV"}
 _CODENAMES = {(SIGSEGV, SEGV_MAPERR): "SEGV_MAPERR", (SIGSEGV, SEGV_ACCERR): "SEGV_ACCERR",
               (SIGSEGV, SEGV_PKUERR): "SEGV_PKUERR", (SIGBUS, BUS_ADRERR): "BUS_ADRERR",
-              (SIGSEGV, SI_KERNEL): "SI_KERNEL"}
+              (SIGSEGV, SI_KERNEL): "SI_KERNEL", (SIGKILL, SI_KERNEL): "SI_KERNEL"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,14 +120,18 @@ def do_sigbus(error_code: int, address: int, fault: int) -> SigInfo:
 
 
 @kernel("mm/oom_kill.c")
-def pagefault_out_of_memory(pgdat: pglist_data) -> SigInfo | None:
-    """Models mm/oom_kill.c:pagefault_out_of_memory → out_of_memory, through the node's
-    OOM hook. With no OOM killer wired (or nothing to kill) 5.10 would retry the fault
-    forever or panic; the model reports the faulting task as killed (SIGKILL)."""
-    hook = pgdat.hooks.out_of_memory
-    if hook is not None and hook(0, 0):
-        return None
-    return SigInfo(SIGKILL, 0, 0)
+def pagefault_out_of_memory(pgdat: pglist_data) -> None:
+    """Models mm/oom_kill.c:pagefault_out_of_memory: nothing for a task that is already
+    dying (fatal_signal_pending(current), the 5.10.y stable fix "don't force global OOM for
+    dying tasks"; 5.10.13 lacks it), else out_of_memory with gfp_mask 0 and order 0 (no
+    memcg; oom_lock is always free). Both through the node's hooks (Machine wires them;
+    without them nothing happens). Returns nothing: the faulting access is retried, or the
+    task dies on its way back to user mode."""
+    hooks = pgdat.hooks
+    if hooks.fatal_signal_pending is not None and hooks.fatal_signal_pending():
+        return
+    if hooks.out_of_memory is not None:
+        hooks.out_of_memory(0, 0)
 
 
 @kernel(F)
@@ -134,7 +139,8 @@ def mm_fault_error(pgdat: pglist_data, error_code: int, address: int,
                    fault: int) -> SigInfo | None:
     """Models arch/x86/mm/fault.c:mm_fault_error for a user fault."""
     if fault & VM_FAULT_OOM:
-        return pagefault_out_of_memory(pgdat)
+        pagefault_out_of_memory(pgdat)
+        return None
     if fault & (VM_FAULT_SIGBUS | VM_FAULT_HWPOISON | VM_FAULT_HWPOISON_LARGE):
         return do_sigbus(error_code, address, fault)
     if fault & VM_FAULT_SIGSEGV:

@@ -1,5 +1,5 @@
-"""The conformance targets, by name: ``buddy``, ``pagetable``, ``vma``, ``mm``. Each is a
-:class:`~refmodel.conformance.targets.base.Target`."""
+"""The conformance targets, by name: ``buddy``, ``pagetable``, ``vma``, ``mm``, ``slab``. Each
+is a :class:`~refmodel.conformance.targets.base.Target`."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def all_targets() -> dict[str, Target]:
 
     targets: list[Target] = [BuddyTarget(), PageTableTarget()]
     # vma needs the VMA layer, mm the fault handler, fork and exit: present as they land
-    for mod, cls in (("vma", "VmaTarget"), ("mm", "MmTarget")):
+    for mod, cls in (("vma", "VmaTarget"), ("mm", "MmTarget"), ("slab", "SlabTarget")):
         try:
             m = importlib.import_module(f"refmodel.conformance.targets.{mod}")
         except ImportError:

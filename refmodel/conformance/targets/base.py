@@ -122,6 +122,9 @@ class Target(ABC):
     description: str = ""
     observations: tuple[str, ...] = ()
     checks: tuple[CheckSpec, ...] = ()
+    refs_in_strict_vectors: bool = False
+    """Whether strict vectors also write requests as references to earlier answers (true
+    where addresses are the implementation's own, as in the slab target)."""
 
     @abstractmethod
     def default_config(self) -> dict[str, JSON]: ...

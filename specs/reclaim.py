@@ -1,0 +1,185 @@
+"""Reclaim, LRU, swap and reverse-map invariants (issue 10), as pure predicates.
+
+- a page is on at most one LRU list, and on one exactly when PG_lru is set; PG_active and
+  PG_unevictable match the list; the per-zone list sizes are the lists' lengths; only
+  allocated, referenced pages are on a list;
+- every swap PTE names a used slot, and every slot's swap_map is the number of swap PTEs
+  naming it, with SWAP_HAS_CACHE exactly when the swap cache holds a page for it or the
+  per-cpu slots cache holds the slot; nr_swap_pages counts the free slots plus none else;
+- the reverse maps are consistent: a VMA is in an anon_vma's tree exactly when that
+  anon_vma is on the VMA's chain, and a file VMA is in its file's i_mmap;
+- with no task left, no swap slot is in use and the swap cache is empty (nothing leaks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from refmodel.fs import address_space
+from refmodel.mm.mm_types import anon_vma, mm_struct
+from refmodel.mm.mmzone import LRU_NAMES, NR_LRU_LISTS, pglist_data
+from refmodel.mm.swapfile import SWAP_HAS_CACHE, SWAP_MAP_BAD
+from refmodel.mm.swapops import pte_to_swp_entry, swp_offset, swp_type
+from refmodel.mm.types import PageFlags, PageState
+from refmodel.specs import Violation
+from refmodel.specs.cow import user_swap_ptes
+
+PG_lru = int(PageFlags.PG_lru)
+PG_active = int(PageFlags.PG_active)
+PG_unevictable = int(PageFlags.PG_unevictable)
+PG_swapbacked = int(PageFlags.PG_swapbacked)
+
+
+def lru_lists_consistent(pgdat: pglist_data) -> list[Violation]:
+    """Each LRU page is on one list, has PG_lru, the flags of that list, and is an
+    allocated page with a reference; list sizes per zone agree; no page outside the lists
+    has PG_lru."""
+    v: list[Violation] = []
+    lv = pgdat.node_lruvec
+    seen: dict[int, int] = {}
+    for lru in range(NR_LRU_LISTS):
+        per_zone = [0] * len(lv.lru_zone_size[lru])
+        for pfn, page in lv.lists[lru].items():
+            name = LRU_NAMES[lru]
+            if pfn in seen:
+                v.append(Violation("lru_one_list", f"pfn {pfn:#x} is on {name} and "
+                                   f"{LRU_NAMES[seen[pfn]]}"))
+            seen[pfn] = lru
+            per_zone[page.zone_idx] += 1
+            if page.pfn != pfn or not page.flags & PG_lru:
+                v.append(Violation("lru_flag", f"pfn {pfn:#x} on {name} without PG_lru"))
+            unevictable = lru == 4
+            if bool(page.flags & PG_unevictable) != unevictable:
+                v.append(Violation("lru_unevictable_flag", f"pfn {pfn:#x} on {name} with "
+                                   f"flags {page.flags:#x}"))
+            if not unevictable:
+                if bool(page.flags & PG_active) != bool(lru & 1):
+                    v.append(Violation("lru_active_flag", f"pfn {pfn:#x} on {name} with "
+                                       f"PG_active {bool(page.flags & PG_active)}"))
+                if bool(page.flags & PG_swapbacked) == (lru >= 2):
+                    v.append(Violation("lru_type", f"pfn {pfn:#x} on {name} with "
+                                       f"PG_swapbacked {bool(page.flags & PG_swapbacked)}"))
+            if page.state is not PageState.ALLOCATED or page._refcount <= 0:
+                v.append(Violation("lru_page_in_use", f"pfn {pfn:#x} on {name} is "
+                                   f"{page.state.name} with _refcount {page._refcount}"))
+        if per_zone != lv.lru_zone_size[lru]:
+            v.append(Violation("lru_size", f"{LRU_NAMES[lru]}: lru_zone_size "
+                               f"{lv.lru_zone_size[lru]}, lists hold {per_zone}"))
+    for pfn, page in pgdat.mem_map.items():
+        if page.flags & PG_lru and pfn not in seen:
+            v.append(Violation("lru_flag", f"pfn {pfn:#x} has PG_lru but is on no list"))
+    return v
+
+
+def swap_counts_consistent(pgdat: pglist_data, mms: Sequence[mm_struct]) -> list[Violation]:
+    """swap_map[offset] = number of swap PTEs naming the slot | SWAP_HAS_CACHE when the
+    swap cache or the slots cache holds it; nr_swap_pages = free slots."""
+    v: list[Violation] = []
+    if not pgdat.swap_info:
+        return v
+    users: dict[tuple[int, int], int] = {}
+    for mm in mms:
+        for addr, pte in user_swap_ptes(pgdat, mm):
+            e = pte_to_swp_entry(pte)
+            key = (swp_type(e), swp_offset(e))
+            if key[0] >= len(pgdat.swap_info) or not 0 < key[1] < pgdat.swap_info[key[0]].max:
+                v.append(Violation("swap_pte_valid", f"pte {pte:#x} at {addr:#x} names no "
+                                   f"slot"))
+                continue
+            users[key] = users.get(key, 0) + 1
+    slots = pgdat.swp_slots
+    held: set[int] = set()
+    if slots is not None:
+        held = {swp_offset(e) for e in slots.slots[slots.cur:slots.cur + slots.nr]}
+        held |= {swp_offset(e) for e in slots.slots_ret}
+    free = 0
+    for si in pgdat.swap_info:
+        if si.swap_map[0] != SWAP_MAP_BAD:
+            v.append(Violation("swap_header", "slot 0 is not SWAP_MAP_BAD"))
+        for off in range(1, si.max):
+            n = users.get((si.type, off), 0)
+            cached = off in si.cache
+            in_slots = off in held
+            if cached and in_slots:
+                v.append(Violation("swap_slot_state", f"slot {off} is both in the swap cache "
+                                   f"and in the slots cache"))
+            want = n | (SWAP_HAS_CACHE if cached or in_slots else 0)
+            if si.swap_map[off] != want:
+                v.append(Violation("swap_map_count", f"slot {off}: swap_map "
+                                   f"{si.swap_map[off]:#x}, but {n} pte(s)"
+                                   f"{', swap cache' if cached else ''}"
+                                   f"{', slots cache' if in_slots else ''}"))
+            if not si.swap_map[off]:
+                free += 1
+        for off, page in si.cache.items():
+            if page.state is not PageState.ALLOCATED:
+                v.append(Violation("swap_cache_page", f"slot {off}'s page {page.pfn:#x} is "
+                                   f"{page.state.name}"))
+    if free != pgdat.nr_swap_pages:
+        v.append(Violation("nr_swap_pages", f"nr_swap_pages {pgdat.nr_swap_pages}, but "
+                           f"{free} slots are free"))
+    return v
+
+
+def rmap_consistent(mms: Sequence[mm_struct]) -> list[Violation]:
+    """anon_vma trees and chains mirror each other; file VMAs are in their i_mmap."""
+    v: list[Violation] = []
+    avs: dict[int, anon_vma] = {}
+    live: set[int] = set()
+    for mm in mms:
+        vma = mm.mmap
+        while vma is not None:
+            live.add(id(vma))
+            for av in vma.anon_vma_chain:
+                avs[id(av)] = av
+                if not any(x is vma for x in av.rb_root):
+                    v.append(Violation("anon_vma_tree", f"{vma} is on {av}'s chain but not "
+                                       f"in its tree"))
+            if vma.anon_vma is not None and not any(
+                    x is vma.anon_vma for x in vma.anon_vma_chain):
+                v.append(Violation("anon_vma_chain", f"{vma}'s anon_vma is not on its chain"))
+            f = vma.vm_file
+            if f is not None and not any(x is vma for x in f.f_mapping.i_mmap):
+                v.append(Violation("i_mmap", f"{vma} maps {f.name} but is not in its i_mmap"))
+            vma = vma.vm_next
+    for av in avs.values():
+        for vma in av.rb_root:
+            if id(vma) not in live or not any(x is av for x in vma.anon_vma_chain):
+                v.append(Violation("anon_vma_tree", f"{av}'s tree holds {vma}, which is "
+                                   f"gone or not linked to it"))
+    return v
+
+
+def i_mmap_consistent(mappings: Sequence[address_space],
+                      mms: Sequence[mm_struct]) -> list[Violation]:
+    """Every VMA in a file's i_mmap is a live VMA mapping that file."""
+    live = set()
+    for mm in mms:
+        vma = mm.mmap
+        while vma is not None:
+            live.add(id(vma))
+            vma = vma.vm_next
+    return [Violation("i_mmap", f"i_mmap of {m.host} holds a dead or foreign {vma}")
+            for m in mappings for vma in m.i_mmap
+            if id(vma) not in live or vma.vm_file is None or vma.vm_file.f_mapping is not m]
+
+
+def nothing_swapped_when_idle(pgdat: pglist_data) -> list[Violation]:
+    """With every task gone: no slot is used by a PTE and the swap cache is empty (the
+    slots cache may still hold reserved slots, as 5.10's does)."""
+    v: list[Violation] = []
+    for si in pgdat.swap_info:
+        if si.cache:
+            v.append(Violation("swap_leak", f"{len(si.cache)} page(s) left in the swap "
+                               f"cache with no task"))
+        used = [off for off in range(1, si.max) if si.swap_map[off] & ~SWAP_HAS_CACHE]
+        if used:
+            v.append(Violation("swap_leak", f"slots {used[:8]} still have PTE users"))
+    return v
+
+
+def check_reclaim(pgdat: pglist_data, mms: Sequence[mm_struct],
+                  mappings: Sequence[address_space] = ()) -> list[Violation]:
+    """Every invariant of this module."""
+    return (lru_lists_consistent(pgdat) + swap_counts_consistent(pgdat, mms)
+            + rmap_consistent(mms) + i_mmap_consistent(mappings, mms))
