@@ -65,8 +65,10 @@ def lru_lists_consistent(pgdat: pglist_data) -> list[Violation]:
         if per_zone != lv.lru_zone_size[lru]:
             v.append(Violation("lru_size", f"{LRU_NAMES[lru]}: lru_zone_size "
                                f"{lv.lru_zone_size[lru]}, lists hold {per_zone}"))
-    for pfn, page in pgdat.mem_map.items():
-        if page.flags & PG_lru and pfn not in seen:
+    mem_map = pgdat.mem_map
+    for pfn in pgdat.allocated:  # only allocated pages can carry PG_lru
+        page = mem_map.get(pfn)
+        if page is not None and page.flags & PG_lru and pfn not in seen:
             v.append(Violation("lru_flag", f"pfn {pfn:#x} has PG_lru but is on no list"))
     return v
 
