@@ -67,8 +67,8 @@ def lru_lists_consistent(pgdat: pglist_data) -> list[Violation]:
                                f"{lv.lru_zone_size[lru]}, lists hold {per_zone}"))
     mem_map = pgdat.mem_map
     for pfn in pgdat.allocated:  # only allocated pages can carry PG_lru
-        page = mem_map.get(pfn)
-        if page is not None and page.flags & PG_lru and pfn not in seen:
+        stray = mem_map.get(pfn)
+        if stray is not None and stray.flags & PG_lru and pfn not in seen:
             v.append(Violation("lru_flag", f"pfn {pfn:#x} has PG_lru but is on no list"))
     return v
 
