@@ -13,9 +13,9 @@ from __future__ import annotations
 from refmodel.fs import address_space, file
 from refmodel.mm import gfp as G
 from refmodel.mm.mmzone import pglist_data
-from refmodel.mm.page_alloc import alloc_pages, put_page_testzero
+from refmodel.mm.page_alloc import alloc_pages
 from refmodel.mm.page_writeback import set_page_dirty
-from refmodel.mm.swap import __put_page as _put_page_final
+from refmodel.mm.swap import drop_page_ref as _put_page
 from refmodel.mm.swap import lru_cache_add, mark_page_accessed
 from refmodel.mm.types import Page, PageFlags
 from refmodel.mm.vm_fault import (
@@ -58,9 +58,6 @@ def _get_page(page: Page) -> None:
     page._refcount += 1
 
 
-def _put_page(pgdat: pglist_data, page: Page) -> None:
-    if put_page_testzero(page):
-        _put_page_final(pgdat, page)
 
 
 @kernel("include/linux/pagemap.h")
@@ -220,12 +217,18 @@ def filemap_write_and_wait(pgdat: pglist_data, f: file) -> int:
         page = f.f_mapping.i_pages[index]
         if not page.flags & PG_dirty:
             continue
-        start = index << PAGE_SHIFT
-        n = min(PAGE_SIZE, f.size - start)
-        if n > 0:
-            data = pgdat.page_data.get(page.pfn)
-            if len(f.data) < start + n:
-                f.data.extend(bytes(start + n - len(f.data)))
-            f.data[start:start + n] = data[:n] if data is not None else bytes(n)
+        write_page_to_file(pgdat, f, page)
         page.flags &= ~PG_dirty  # clear_page_dirty_for_io; writeback completes at once
     return 0
+
+
+def write_page_to_file(pgdat: pglist_data, f: file, page: Page) -> None:
+    """The model's ->writepage of a regular file: the page's bytes below EOF go to the
+    file's data (the "disk"), synchronously."""
+    start = page.index << PAGE_SHIFT
+    n = min(PAGE_SIZE, f.size - start)
+    if n > 0:
+        data = pgdat.page_data.get(page.pfn)
+        if len(f.data) < start + n:
+            f.data.extend(bytes(start + n - len(f.data)))
+        f.data[start:start + n] = data[:n] if data is not None else bytes(n)

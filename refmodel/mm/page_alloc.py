@@ -961,6 +961,17 @@ def __alloc_pages_direct_reclaim(pgdat: pglist_data, gfp_mask: int, order: int,
     return page, progress
 
 
+def reclaimable_lru_pages(pgdat: pglist_data, zone: Zone) -> int:
+    """The body of mm/vmscan.c:zone_reclaimable_pages (kept here: the allocator is below
+    vmscan): the zone's file LRU pages, and its anon ones while a swap slot is free."""
+    sz = pgdat.node_lruvec.lru_zone_size
+    z = zone.zone_idx
+    nr = sz[LRU_INACTIVE_FILE][z] + sz[LRU_ACTIVE_FILE][z]
+    if pgdat.nr_swap_pages > 0:
+        nr += sz[LRU_INACTIVE_ANON][z] + sz[LRU_ACTIVE_ANON][z]
+    return nr
+
+
 @kernel(F)
 def should_reclaim_retry(pgdat: pglist_data, gfp_mask: int, order: int, ac: alloc_context,
                          alloc_flags: int, did_some_progress: bool,
@@ -975,13 +986,9 @@ def should_reclaim_retry(pgdat: pglist_data, gfp_mask: int, order: int, ac: allo
         no_progress_loops += 1
     if no_progress_loops > MAX_RECLAIM_RETRIES:
         return False, no_progress_loops
-    sz = pgdat.node_lruvec.lru_zone_size
     for zone in ac.zonelist:
         z = zone.zone_idx
-        # zone_reclaimable_pages (mm/vmscan.c): file LRU pages, anon ones while swap is free
-        reclaimable = sz[LRU_INACTIVE_FILE][z] + sz[LRU_ACTIVE_FILE][z]
-        if pgdat.nr_swap_pages > 0:
-            reclaimable += sz[LRU_INACTIVE_ANON][z] + sz[LRU_ACTIVE_ANON][z]
+        reclaimable = reclaimable_lru_pages(pgdat, zone)  # zone_reclaimable_pages
         available = reclaimable + zone.nr_free_pages
         if __zone_watermark_ok(zone, order, min_wmark_pages(zone), ac.highest_zoneidx,
                                alloc_flags, available):

@@ -47,10 +47,8 @@ from refmodel.mm.mm_types import (
     vm_area_struct,
 )
 from refmodel.mm.mmzone import pglist_data
-from refmodel.mm.page_alloc import put_page_testzero
 from refmodel.mm.page_writeback import set_page_dirty
-from refmodel.mm.swap import __put_page as _put_page_final
-from refmodel.mm.swap import lru_cache_add
+from refmodel.mm.swap import drop_page_ref, lru_cache_add
 from refmodel.mm.swapfile import swap_duplicate
 from refmodel.mm.swapops import pte_swp_mksoft_dirty, swp_entry_to_pte
 from refmodel.mm.types import PAGE_MAPPING_ANON, Page, PageFlags
@@ -327,6 +325,17 @@ def _covers(vma: vm_area_struct, pgoff: int) -> bool:
     return vma.vm_pgoff <= pgoff < vma.vm_pgoff + ((vma.vm_end - vma.vm_start) >> PAGE_SHIFT)
 
 
+def _walk_vmas(page: Page, tree: list[vm_area_struct], rwc: rmap_walk_control) -> None:
+    """The interval-tree walk both rmap walks share: the VMAs covering page->index, in
+    vm_pgoff order, until rmap_one or done says stop."""
+    pgoff = page.index
+    for vma in sorted((v for v in tree if _covers(v, pgoff)), key=lambda v: v.vm_pgoff):
+        if not rwc.rmap_one(page, vma, vma_address(page, vma)):
+            break
+        if rwc.done is not None and rwc.done(page):
+            break
+
+
 @kernel(F)
 def rmap_walk_anon(page: Page, rwc: rmap_walk_control) -> None:
     """Models mm/rmap.c:rmap_walk_anon: every VMA in the page's anon_vma tree whose range
@@ -334,12 +343,7 @@ def rmap_walk_anon(page: Page, rwc: rmap_walk_control) -> None:
     av = page.mapping
     if not isinstance(av, anon_vma):
         return
-    pgoff = page.index
-    for vma in sorted((v for v in av.rb_root if _covers(v, pgoff)), key=lambda v: v.vm_pgoff):
-        if not rwc.rmap_one(page, vma, vma_address(page, vma)):
-            break
-        if rwc.done is not None and rwc.done(page):
-            break
+    _walk_vmas(page, av.rb_root, rwc)
 
 
 @kernel(F)
@@ -349,13 +353,7 @@ def rmap_walk_file(page: Page, rwc: rmap_walk_control) -> None:
     mapping = page.mapping
     if not isinstance(mapping, address_space):
         return
-    pgoff = page.index
-    for vma in sorted((v for v in mapping.i_mmap if _covers(v, pgoff)),
-                      key=lambda v: v.vm_pgoff):
-        if not rwc.rmap_one(page, vma, vma_address(page, vma)):
-            break
-        if rwc.done is not None and rwc.done(page):
-            break
+    _walk_vmas(page, mapping.i_mmap, rwc)
 
 
 @kernel(F)
@@ -448,8 +446,7 @@ def putback_lru_page(pgdat: pglist_data, page: Page) -> None:
     """Models mm/vmscan.c:putback_lru_page: lru_cache_add, then drop the isolation
     reference."""
     lru_cache_add(pgdat, page)
-    if put_page_testzero(page):
-        _put_page_final(pgdat, page)
+    drop_page_ref(pgdat, page)
 
 
 @kernel("mm/mlock.c")
@@ -523,8 +520,7 @@ def try_to_unmap_one(page: Page, vma: vm_area_struct, address: int, flags: int,
     else:
         mm.rss_stat[MM_SHMEMPAGES if page.flags & PG_swapbacked_ else MM_FILEPAGES] -= 1
     page_remove_rmap(pgdat, page, False)
-    if put_page_testzero(page):
-        _put_page_final(pgdat, page)
+    drop_page_ref(pgdat, page)
     return True
 
 

@@ -178,6 +178,13 @@ def __put_page(pgdat: pglist_data, page: Page) -> None:
     free_the_page(pgdat, page, 0)
 
 
+def drop_page_ref(pgdat: pglist_data, page: Page) -> None:
+    """include/linux/mm.h:put_page for modules below refmodel.mm.memory (which registers
+    put_page itself): drop a reference, free the page with the last one."""
+    if put_page_testzero(page):
+        __put_page(pgdat, page)
+
+
 @kernel(F)
 def release_pages(pgdat: pglist_data, pages: list[Page]) -> None:
     """Models mm/swap.c:release_pages: drop a reference each; a page whose last reference

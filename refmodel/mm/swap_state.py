@@ -19,10 +19,9 @@ from refmodel.mm import gfp as G
 from refmodel.mm.mempolicy import alloc_page_vma
 from refmodel.mm.mm_types import vm_area_struct
 from refmodel.mm.mmzone import pglist_data
-from refmodel.mm.page_alloc import put_page_testzero
 from refmodel.mm.page_io import __swap_writepage, swap_readpage
 from refmodel.mm.page_writeback import set_page_dirty
-from refmodel.mm.swap import __put_page as _put_page_final
+from refmodel.mm.swap import drop_page_ref as _put_page
 from refmodel.mm.swap import lru_cache_add, release_pages
 from refmodel.mm.swap_slots import __swap_entry_free, get_swap_page, put_swap_page
 from refmodel.mm.swapfile import (
@@ -31,6 +30,7 @@ from refmodel.mm.swapfile import (
     TTRS_UNMAPPED,
     __swap_count,
     mem_cgroup_swap_full,
+    page_swapcount,
     page_swapped,
     swap_info_get,
     swap_info_struct,
@@ -79,15 +79,6 @@ def PageSwapCache(page: Page) -> bool:
 def swap_cache_of(pgdat: pglist_data, entry: int) -> dict[int, Page]:
     """swap_address_space(entry)'s xarray."""
     return pgdat.swap_info[swp_type(entry)].cache
-
-
-def _get_page(page: Page) -> None:
-    page._refcount += 1
-
-
-def _put_page(pgdat: pglist_data, page: Page) -> None:
-    if put_page_testzero(page):
-        _put_page_final(pgdat, page)
 
 
 @kernel(F)
@@ -153,7 +144,7 @@ def lookup_swap_cache(pgdat: pglist_data, entry: int) -> Page | None:
     page = swap_cache_of(pgdat, entry).get(swp_offset(entry))
     if page is None:
         return None
-    _get_page(page)
+    page._refcount += 1
     if page.flags & PG_readahead:  # TestClearPageReadahead
         page.flags &= ~PG_readahead
         _ra(pgdat).hits += 1
@@ -170,7 +161,7 @@ def __read_swap_cache_async(pgdat: pglist_data, entry: int, gfp_mask: int,
     cache = swap_cache_of(pgdat, entry)
     page = cache.get(swp_offset(entry))
     if page is not None:
-        _get_page(page)
+        page._refcount += 1
         return page, False
     if not __swap_count(pgdat, entry) and pgdat.swp_slots is not None \
             and pgdat.swp_slots.enabled:
@@ -325,7 +316,7 @@ def __try_to_reclaim_swap(pgdat: pglist_data, si: swap_info_struct, offset: int,
     page = si.cache.get(offset)
     if page is None:
         return 0
-    _get_page(page)  # find_get_page
+    page._refcount += 1  # find_get_page
     ret = 0
     if (flags & TTRS_ANYWAY or (flags & TTRS_UNMAPPED and page._mapcount < 0)
             or (flags & TTRS_FULL and mem_cgroup_swap_full(pgdat, page))):
@@ -351,25 +342,13 @@ def reuse_swap_page(pgdat: pglist_data, page: Page) -> bool:
     """Models mm/swapfile.c:reuse_swap_page for an order-0 page (do_swap_page's write
     fault): if this fault is the page's only user (mappings + swap PTEs == 1) it may be
     written in place, and a swap-cache page not under writeback leaves the cache (dirty)."""
-    count = (page._mapcount + 1) + (page_swapcount_of(pgdat, page))
+    count = (page._mapcount + 1) + (page_swapcount(pgdat, page) if PageSwapCache(page) else 0)
     if count == 1 and PageSwapCache(page):
         if not page.flags & PG_writeback:
             delete_from_swap_cache(pgdat, page)
             page.flags |= PG_dirty
     return count <= 1
 
-
-def page_swapcount_of(pgdat: pglist_data, page: Page) -> int:
-    """page_trans_huge_map_swapcount's swap part for an order-0 page: 0 unless in the
-    swap cache."""
-    if not PageSwapCache(page):
-        return 0
-    return __swap_count(pgdat, page.private)
-
-
-def page_mapping_is_swap(page: Page) -> bool:
-    """page_mapping() is the swap address_space: a swap-cache page."""
-    return PageSwapCache(page)
 
 
 @kernel("mm/page_io.c")

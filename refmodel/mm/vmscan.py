@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from refmodel.bugs import KernelBug
 from refmodel.fs import address_space
 from refmodel.mm import gfp as G
-from refmodel.mm.filemap import page_cache_delete
+from refmodel.mm.filemap import page_cache_delete, write_page_to_file
 from refmodel.mm.mm_inline import add_page_to_lru_list, page_is_file_lru, page_lru
 from refmodel.mm.mmzone import (
     LRU_ACTIVE,
@@ -36,7 +36,12 @@ from refmodel.mm.mmzone import (
     lruvec,
     pglist_data,
 )
-from refmodel.mm.page_alloc import __zone_watermark_ok, free_the_page, put_page_testzero
+from refmodel.mm.page_alloc import (
+    __zone_watermark_ok,
+    free_the_page,
+    put_page_testzero,
+    reclaimable_lru_pages,
+)
 from refmodel.mm.rmap import (
     TTU_BATCH_FLUSH,
     page_mkclean,
@@ -134,12 +139,7 @@ def _nr_free(zone: Zone) -> int:
 def zone_reclaimable_pages(pgdat: pglist_data, zone: Zone) -> int:
     """Models mm/vmscan.c:zone_reclaimable_pages: the zone's file LRU pages, and its anon
     ones while a swap slot is free."""
-    sz = pgdat.node_lruvec.lru_zone_size
-    z = zone.zone_idx
-    nr = sz[LRU_INACTIVE_FILE][z] + sz[LRU_ACTIVE_FILE][z]
-    if pgdat.nr_swap_pages > 0:
-        nr += sz[LRU_INACTIVE_ANON][z] + sz[LRU_ACTIVE_ANON][z]
-    return nr
+    return reclaimable_lru_pages(pgdat, zone)
 
 
 @kernel(F)
@@ -301,20 +301,11 @@ def clear_page_dirty_for_io(page: Page) -> bool:
     return False
 
 
-@kernel("mm/filemap.c")
-def write_one_page_to_file(pgdat: pglist_data, page: Page) -> None:
-    """The model's a_ops->writepage of a regular file: the page's bytes below EOF go to the
-    file's data (the "disk"), synchronously."""
+def _writepage(pgdat: pglist_data, page: Page) -> None:
+    """a_ops->writepage of a regular file's page (refmodel.mm.filemap)."""
     mapping = page.mapping
     assert isinstance(mapping, address_space) and mapping.host is not None
-    f = mapping.host
-    start = page.index << 12
-    n = min(4096, f.size - start)
-    if n > 0:
-        data = pgdat.page_data.get(page.pfn)
-        if len(f.data) < start + n:
-            f.data.extend(bytes(start + n - len(f.data)))
-        f.data[start:start + n] = data[:n] if data is not None else bytes(n)
+    write_page_to_file(pgdat, mapping.host, page)
 
 
 @kernel(F)
@@ -332,7 +323,7 @@ def pageout(pgdat: pglist_data, page: Page, mapping: object) -> int:
     if clear_page_dirty_for_io(page):
         page.flags |= PG_reclaim
         if isinstance(mapping, address_space):
-            write_one_page_to_file(pgdat, page)
+            _writepage(pgdat, page)
         else:
             swap_writepage(pgdat, page)
         if not page.flags & PG_writeback:
@@ -479,7 +470,7 @@ def wakeup_flusher_threads(pgdat: pglist_data) -> None:
             m = page.mapping
             if (page.flags & PG_dirty and isinstance(m, address_space) and not m.swapbacked
                     and not page.mapping_flags and clear_page_dirty_for_io(page)):
-                write_one_page_to_file(pgdat, page)
+                _writepage(pgdat, page)
 
 
 @kernel(F)
