@@ -37,11 +37,16 @@ from refmodel.mm.mmzone import (
     set_pageblock_migratetype,
 )
 from refmodel.mm.types import (
+    LEGAL_FROM,
     PAGE_FLAGS_CHECK_AT_FREE,
+    ST_ALLOCATED,
+    ST_BUDDY,
+    ST_PCP,
+    ST_TAIL,
     Page,
     PageFlags,
-    PageState,
     PageType,
+    illegal_page_state,
     set_page_state,
 )
 from refmodel.trace import alias, kernel, register_arg_formatter
@@ -97,6 +102,17 @@ for _p in ("migratetype", "start_migratetype", "start_type"):
 _PG_buddy = int(PageType.PG_buddy)
 _PG_reserved = int(PageFlags.PG_reserved)
 _PG_head = int(PageFlags.PG_head)
+# Module constants for the hot paths (a module attribute costs a look-up per use; an Enum
+# member about 0.1 µs, see refmodel.mm.types).
+_GFP_ZERO = G.__GFP_ZERO
+_GFP_COMP = G.__GFP_COMP
+_GFP_KSWAPD_RECLAIM = G.__GFP_KSWAPD_RECLAIM
+_ZONE_NORMAL = int(ZoneType.ZONE_NORMAL)
+# The legal previous states of each state, as bit masks (set_page_state's table, in line).
+_TO_TAIL = LEGAL_FROM[ST_TAIL]
+_TO_BUDDY = LEGAL_FROM[ST_BUDDY]
+_TO_PCP = LEGAL_FROM[ST_PCP]
+_TO_ALLOCATED = LEGAL_FROM[ST_ALLOCATED]
 # free_pages_prepare clears every page flag (PAGE_FLAGS_CHECK_AT_PREP); none survive a free.
 _PAGE_FLAGS_KEPT_AT_FREE = 0
 
@@ -137,18 +153,21 @@ def set_buddy_order(page: Page, order: int) -> None:
 
 def add_to_free_list(page: Page, zone: Zone, order: int, migratetype: int) -> None:
     """mm/page_alloc.c:add_to_free_list: list_add at the head."""
-    fl = zone.free_area[order].free_list[migratetype]
-    fl[page.pfn] = page
-    fl.move_to_end(page.pfn, last=False)
+    area = zone.free_area[order]
+    fl = area.free_list[migratetype]
+    pfn = page.pfn
+    fl[pfn] = page
+    fl.move_to_end(pfn, last=False)
     page.index = migratetype  # model: lists are not intrusive, so remember which one
-    zone.free_area[order].nr_free += 1
+    area.nr_free += 1
 
 
 def add_to_free_list_tail(page: Page, zone: Zone, order: int, migratetype: int) -> None:
     """mm/page_alloc.c:add_to_free_list_tail: list_add_tail."""
-    zone.free_area[order].free_list[migratetype][page.pfn] = page
+    area = zone.free_area[order]
+    area.free_list[migratetype][page.pfn] = page
     page.index = migratetype
-    zone.free_area[order].nr_free += 1
+    area.nr_free += 1
 
 
 def move_to_free_list(page: Page, zone: Zone, order: int, migratetype: int) -> None:
@@ -166,7 +185,9 @@ def del_page_from_free_list(page: Page, zone: Zone, order: int) -> None:
     page.page_type &= ~_PG_buddy
     page.private = 0
     area.nr_free -= 1
-    set_page_state(page, PageState.TAIL)
+    if not _TO_TAIL >> page.state & 1:
+        illegal_page_state(page, ST_TAIL)
+    page.state = ST_TAIL
 
 
 def get_page_from_free_area(area: FreeArea, migratetype: int) -> Page | None:
@@ -240,9 +261,12 @@ def __free_one_page(
         pfn = combined
         order += 1
     if page is not freed:
-        set_page_state(freed, PageState.TAIL)
-    set_page_state(page, PageState.BUDDY)
-    set_buddy_order(page, order)
+        set_page_state(freed, ST_TAIL)
+    if not _TO_BUDDY >> page.state & 1:
+        illegal_page_state(page, ST_BUDDY)
+    page.state = ST_BUDDY
+    page.private = order  # set_buddy_order
+    page.page_type |= _PG_buddy
     if fpi_flags & FPI_TO_TAIL:
         to_tail = True
     else:
@@ -290,7 +314,7 @@ def check_free_block(pgdat: pglist_data, page: Page, order: int) -> None:
 
     Raises the kernel check that 5.10 would hit (or, for what 5.10 cannot see, a
     ``bad_page`` naming the model's own check)."""
-    if (page.state is PageState.ALLOCATED and page.alloc_order == order and page._refcount
+    if (page.state is ST_ALLOCATED and page.alloc_order == order and page._refcount
             and not page.flags & _PG_reserved):
         # The common case: the head of a live block, freed with its own order. Its range is
         # then inside the zone and aligned, as the allocation made it.
@@ -313,7 +337,7 @@ def check_free_block(pgdat: pglist_data, page: Page, order: int) -> None:
                         f"({page.state.name.lower()}): a double free or a stray pfn")
     if page.flags & _PG_reserved:
         raise BadPage(f"pfn {pfn:#x}: PAGE_FLAGS_CHECK_AT_FREE flag(s) set (PG_reserved)")
-    if page.state is PageState.ALLOCATED and page.alloc_order != order:
+    if page.state is ST_ALLOCATED and page.alloc_order != order:
         raise BadPage(
             f"pfn {pfn:#x} was allocated with order {page.alloc_order} but freed with order "
             f"{order} (5.10 would corrupt or leak memory here)",
@@ -328,11 +352,11 @@ def _check_tails(pgdat: pglist_data, pfn: int, order: int) -> None:
     get = pgdat.mem_map.get
     for p in range(pfn + 1, pfn + (1 << order)):
         tail = get(p)
-        if tail is None or (tail.state is PageState.TAIL and not tail._refcount
+        if tail is None or (tail.state is ST_TAIL and not tail._refcount
                             and not tail.flags and not tail.page_type and tail._mapcount == -1):
             continue  # a clean tail, as free_pages_check wants it
         reason = _bad_reason(tail)
-        if reason is None and tail.state is not PageState.TAIL:
+        if reason is None and tail.state is not ST_TAIL:
             reason = f"page is {tail.state.name.lower()} (model: overlapping free)"
         if reason is not None:
             raise BadPage(f"tail pfn {p:#x} of the block at {pfn:#x}: {reason}")
@@ -355,7 +379,8 @@ def __free_pages_ok(pgdat: pglist_data, page: Page, order: int, fpi_flags: int) 
         return
     pgdat.allocated.pop(pfn, None)
     zone = pgdat.node_zones[page.zone_idx]
-    migratetype = get_pageblock_migratetype(zone, pfn)
+    # get_pageblock_migratetype, in line
+    migratetype = zone.pageblock_mt.get(pfn >> pageblock_order, MIGRATE_MOVABLE)
     free_one_page(pgdat, zone, page, pfn, order, migratetype, fpi_flags)
 
 
@@ -404,7 +429,9 @@ def free_unref_page_commit(pgdat: pglist_data, page: Page, pfn: int) -> None:
             return
         migratetype = MIGRATE_MOVABLE
     pcp = zone.pageset
-    set_page_state(page, PageState.PCP)
+    if not _TO_PCP >> page.state & 1:
+        illegal_page_state(page, ST_PCP)
+    page.state = ST_PCP
     pcp.lists[migratetype].appendleft(page)
     pcp.count += 1
     if pcp.count >= pcp.high:
@@ -447,7 +474,9 @@ def __free_pages(pgdat: pglist_data, page: Page, order: int) -> None:
     """Models mm/page_alloc.c:__free_pages (5.10): drop a reference; the last one frees the
     block. If others still hold the head of a non-compound block, the upper halves are
     freed now (in descending order) and the head page stays with its holders."""
-    check_free_block(pgdat, page, order)
+    if (order or page.state is not ST_ALLOCATED or page.alloc_order or not page._refcount
+            or page.flags & _PG_reserved):
+        check_free_block(pgdat, page, order)  # all but a live order-0 page, checked in line
     if put_page_testzero(page):
         free_the_page(pgdat, page, order)
     elif not page.flags & _PG_head:
@@ -456,7 +485,7 @@ def __free_pages(pgdat: pglist_data, page: Page, order: int) -> None:
         while order > 0:
             order -= 1
             upper = pfn_to_page(pgdat, page.pfn + (1 << order))
-            set_page_state(upper, PageState.ALLOCATED)  # refcount 0, as 5.10's tails have
+            set_page_state(upper, ST_ALLOCATED)  # refcount 0, as 5.10's tails have
             free_the_page(pgdat, upper, order)
 
 
@@ -475,7 +504,7 @@ def __free_pages_core(pgdat: pglist_data, page: Page, order: int) -> None:
     zone.managed_pages += 1 << order
     page.flags &= ~_PG_reserved
     page._refcount = 0
-    set_page_state(page, PageState.ALLOCATED)
+    set_page_state(page, ST_ALLOCATED)
     __free_pages_ok(pgdat, page, order, FPI_TO_TAIL)
 
 
@@ -504,9 +533,12 @@ def expand(pgdat: pglist_data, zone: Zone, page: Page, low: int, high: int,
         upper = mem_map.get(upper_pfn)
         if upper is None:  # first look at this pfn: inside a free block, so same zone
             upper = mem_map[upper_pfn] = Page(upper_pfn, page.zone_idx)
-        set_page_state(upper, PageState.BUDDY)
+        if not _TO_BUDDY >> upper.state & 1:
+            illegal_page_state(upper, ST_BUDDY)
+        upper.state = ST_BUDDY
         add_to_free_list(upper, zone, high, migratetype)
-        set_buddy_order(upper, high)
+        upper.private = high  # set_buddy_order
+        upper.page_type |= _PG_buddy
 
 
 @kernel(F)
@@ -706,7 +738,9 @@ def rmqueue_bulk(pgdat: pglist_data, zone: Zone, order: int, count: int, migrate
         page = __rmqueue(pgdat, zone, order, migratetype, alloc_flags)
         if page is None:
             break
-        set_page_state(page, PageState.PCP)
+        if not _TO_PCP >> page.state & 1:
+            illegal_page_state(page, ST_PCP)
+        page.state = ST_PCP
         lst.append(page)
         alloced += 1
     zone.nr_free_pages -= alloced << order
@@ -787,10 +821,10 @@ def __zone_watermark_ok(zone: Zone, order: int, mark: int, highest_zoneidx: int,
         area = zone.free_area[o]
         if not area.nr_free:
             continue
-        for mt in range(MIGRATE_PCPTYPES):
-            if area.free_list[mt]:
-                return True
-        if alloc_harder and area.free_list[MIGRATE_HIGHATOMIC]:
+        fl = area.free_list  # the MIGRATE_PCPTYPES lists: UNMOVABLE, MOVABLE, RECLAIMABLE
+        if fl[MIGRATE_UNMOVABLE] or fl[MIGRATE_MOVABLE] or fl[MIGRATE_RECLAIMABLE]:
+            return True
+        if alloc_harder and fl[MIGRATE_HIGHATOMIC]:
             return True
     return False
 
@@ -832,16 +866,18 @@ def prep_new_page(pgdat: pglist_data, page: Page, order: int, gfp_flags: int,
                   alloc_flags: int) -> None:
     """Models mm/page_alloc.c:prep_new_page / post_alloc_hook: a reference of 1, zeroed only
     with __GFP_ZERO (init_on_alloc is off), PG_head with __GFP_COMP."""
-    set_page_state(page, PageState.ALLOCATED)
+    if not _TO_ALLOCATED >> page.state & 1:
+        illegal_page_state(page, ST_ALLOCATED)
+    page.state = ST_ALLOCATED
     page.private = 0
     page._refcount = 1  # set_page_refcounted
     page.alloc_order = order
     pgdat.allocated[page.pfn] = order
-    if gfp_flags & G.__GFP_ZERO:
+    if gfp_flags & _GFP_ZERO:
         clear = pgdat.page_data.pop
         for pfn in range(page.pfn, page.pfn + (1 << order)):
             clear(pfn, None)
-    if order and gfp_flags & G.__GFP_COMP:
+    if order and gfp_flags & _GFP_COMP:
         page.flags |= _PG_head
 
 
@@ -889,8 +925,8 @@ def get_page_from_freelist(pgdat: pglist_data, gfp_mask: int, order: int, alloc_
 def alloc_flags_nofragment(zone: Zone | None, gfp_mask: int) -> int:
     """Models mm/page_alloc.c:alloc_flags_nofragment: avoid fragmenting ZONE_NORMAL when
     ZONE_DMA32 could serve instead."""
-    alloc_flags = gfp_mask & G.__GFP_KSWAPD_RECLAIM  # == ALLOC_KSWAPD
-    if zone is None or zone.zone_idx != ZoneType.ZONE_NORMAL:
+    alloc_flags = gfp_mask & _GFP_KSWAPD_RECLAIM  # == ALLOC_KSWAPD
+    if zone is None or zone.zone_idx != _ZONE_NORMAL:
         return alloc_flags
     return alloc_flags | ALLOC_NOFRAGMENT
 
@@ -1014,7 +1050,7 @@ def __alloc_pages_may_oom(pgdat: pglist_data, gfp_mask: int, order: int,
         return page, False
     if order > PAGE_ALLOC_COSTLY_ORDER or gfp_mask & (G.__GFP_RETRY_MAYFAIL | G.__GFP_THISNODE):
         return None, False
-    if ac.highest_zoneidx < ZoneType.ZONE_NORMAL:
+    if ac.highest_zoneidx < _ZONE_NORMAL:
         return None, False
     hook = pgdat.hooks.out_of_memory
     if hook is None:
