@@ -133,8 +133,11 @@ def _boot_16g_here() -> None:
 
 def run(quick: bool = False) -> dict[str, float]:
     ops = workload(20_000 if quick else 200_000)
-    model = run_model(ops)
-    baseline = run_baseline(ops)
+    # Best of a few interleaved runs of each, so that a busy machine hurts both alike.
+    model = baseline = 0.0
+    for _ in range(1 if quick else 3):
+        model = max(model, run_model(ops))
+        baseline = max(baseline, run_baseline(ops))
     secs, mb = boot_16g()
     return {
         "buddy.ops_per_s": round(model),

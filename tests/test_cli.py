@@ -36,11 +36,14 @@ def test_trace_unknown_scenario_is_a_usage_error(capsys: pytest.CaptureFixture[s
 
 
 def test_check_passes(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out = run(capsys, "check", "--steps", "80", "--json")
+    code, out = run(capsys, "check", "--steps", "120", "--json")
     assert code == 0
     doc = json.loads(out)
-    assert doc["ok"] is True and len(doc["runs"]) == 3
-    assert "no_unmerged_buddies" in doc["invariants"]
+    assert doc["ok"] is True and len(doc["runs"]) == 4
+    assert {"no_unmerged_buddies", "check_cow", "check_reclaim"} <= set(doc["invariants"])
+    pressure = doc["runs"][3]
+    assert pressure["config"] == "system-pressure-24MiB" and pressure["steps"] == 60
+    assert pressure["swapped"] > 0  # the pressure run really swapped
 
 
 def test_prove_json_reports_each_proof(capsys: pytest.CaptureFixture[str]) -> None:

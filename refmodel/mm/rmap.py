@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import attrgetter
 
 from refmodel.arch.x86.pgtable import (
     p4d_offset,
@@ -320,19 +321,24 @@ def page_vma_mapped_walk(pgdat: pglist_data, page: Page, vma: vm_area_struct,
     return ptep
 
 
-def _covers(vma: vm_area_struct, pgoff: int) -> bool:
-    """The interval-tree query: vma_start_pgoff <= pgoff <= vma_last_pgoff."""
-    return vma.vm_pgoff <= pgoff < vma.vm_pgoff + ((vma.vm_end - vma.vm_start) >> PAGE_SHIFT)
+_by_pgoff = attrgetter("vm_pgoff")
 
 
 def _walk_vmas(page: Page, tree: list[vm_area_struct], rwc: rmap_walk_control) -> None:
-    """The interval-tree walk both rmap walks share: the VMAs covering page->index, in
-    vm_pgoff order, until rmap_one or done says stop."""
+    """The interval-tree walk both rmap walks share: the VMAs covering page->index
+    (vma_start_pgoff <= pgoff <= vma_last_pgoff), in vm_pgoff order, until rmap_one or done
+    says stop."""
     pgoff = page.index
-    for vma in sorted((v for v in tree if _covers(v, pgoff)), key=lambda v: v.vm_pgoff):
-        if not rwc.rmap_one(page, vma, vma_address(page, vma)):
+    hits = [v for v in tree
+            if v.vm_pgoff <= pgoff < v.vm_pgoff + ((v.vm_end - v.vm_start) >> PAGE_SHIFT)]
+    if len(hits) > 1:
+        hits.sort(key=_by_pgoff)  # stable, as the interval tree's in-order walk
+    rmap_one = rwc.rmap_one
+    done = rwc.done
+    for vma in hits:
+        if not rmap_one(page, vma, vma_address(page, vma)):
             break
-        if rwc.done is not None and rwc.done(page):
+        if done is not None and done(page):
             break
 
 
