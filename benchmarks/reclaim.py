@@ -8,9 +8,10 @@
 - fuzz.pressure_steps_per_s: the whole-system checked walk (refmodel.specs.system) with
   pressure on: the ordinary step mix of fuzz.steps_per_s on the small pressure machine with
   swap, plus "stress" steps at weight 1 (about one step in 95 maps and touches 64-512
-  pages), which keeps the machine at its watermarks so that kswapd, direct reclaim and swap
-  run during the walk; the idle init holds 1,400 pages of ballast. Checked steps per second; fuzz.pressure_pages_swapped is how many pages
-  went out to or came in from swap during the measured run (the proof that pressure was on).
+  pages), while the idle init holds 1,400 pages of ballast, so that kswapd, direct reclaim
+  and swap run throughout the walk. Checked steps per second; fuzz.pressure_pages_swapped
+  is how many pages went out to or came in from swap during the measured run (the proof
+  that pressure was on).
 - fuzz.stress_steps_per_s: the same walk with stress steps at weight 20 (a sixth of the
   steps, each one as many as 512 page writes, so one such step is hundreds of ordinary
   ones): checked steps per second, for information.

@@ -13,7 +13,8 @@ COMMITTED = REPO / "vectors"
 # How the committed set was made (see vectors/manifest.json and docs/conformance.md).
 COMMANDS = [["--target", "buddy", "--count", "5", "--steps", "12"],
             ["--target", "pagetable", "--count", "5", "--steps", "12"],
-            ["--target", "vma", "--count", "5", "--steps", "12"]]
+            ["--target", "vma", "--count", "5", "--steps", "12"],
+            ["--target", "slab", "--count", "5", "--steps", "30"]]
 
 
 def _tree(root: Path) -> dict[str, str]:
@@ -58,4 +59,12 @@ def test_replaying_vectors(buddy_bins: dict[str, Path], capsys: object) -> None:
     vma = f"{REPO / 'examples' / 'vma_py' / 'vma.py'}:VmaManager"
     for mode in ("strict", "invariant"):
         assert main(["conform", "replay", str(COMMITTED / "vma" / mode), "--python", vma]) == 0
+    slab = REPO / "examples" / "slab_py"
+    assert main(["conform", "replay", str(COMMITTED / "slab" / "invariant"), "--python",
+                 f"{slab / 'slab.py'}:SlabAllocator"]) == 0
+    # 30 steps a vector are enough for the committed set to catch both broken allocators
+    for broken_slab in ("slab_double_free.py:DoubleFreeSlabAllocator",
+                        "slab_round_down.py:RoundDownSlabAllocator"):
+        assert main(["conform", "replay", str(COMMITTED / "slab" / "invariant"), "--python",
+                     f"{slab / broken_slab}"]) == 1
     capsys.readouterr()  # type: ignore[attr-defined]
