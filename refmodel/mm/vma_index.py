@@ -35,11 +35,13 @@ class VmaIndex:
     ``_gaps[b][j]`` is vma_compute_gap of the j-th VMA of block b (its vm_start_gap minus
     its predecessor's vm_end), kept current by every update; ``_gapmax[b]`` is the block's
     largest gap (block 0 leaving out the lowest VMA's, 0 if none is left); ``_tree`` is a
-    max segment tree over ``_gapmax`` (leaves at ``_cap + b``).
+    max segment tree over ``_gapmax`` (leaves at ``_cap + b``), brought up to date by the
+    gap search only: ``_stale`` lists the blocks whose maximum changed since, so that a hole
+    made and filled again between two searches costs no tree walk.
     """
 
-    __slots__ = ("_blocks", "_cap", "_count", "_firsts", "_gapmax", "_gaps", "_keys", "_tree",
-                 "guard")
+    __slots__ = ("_blocks", "_cap", "_count", "_firsts", "_gapmax", "_gaps", "_keys", "_stale",
+                 "_tree", "guard")
 
     def __init__(self, guard: int = _STACK_GUARD_GAP) -> None:
         self._blocks: list[list[vm_area_struct]] = []
@@ -48,6 +50,7 @@ class VmaIndex:
         self._firsts: list[int] = []
         self._gapmax: list[int] = []
         self._tree: list[int] = [-1, -1]
+        self._stale: list[int] = []
         self._cap = 1
         self._count = 0
         self.guard = guard  # stack_guard_gap, for vm_start_gap of VM_GROWSDOWN VMAs
@@ -123,30 +126,41 @@ class VmaIndex:
             tree[lo:hi] = [a if a > c else c for a, c in zip(left, right, strict=True)]
         self._tree = tree
         self._cap = cap
+        self._stale.clear()
 
     def _block_max_changed(self, b: int, g: int) -> None:
-        """Block b's largest gap is now g: update it and the tree path above it."""
-        gapmax = self._gapmax
-        old = gapmax[b]
-        gapmax[b] = g
+        """Block b's largest gap is now g (the tree learns it at the next search)."""
+        self._gapmax[b] = g
+        self._stale.append(b)
+
+    def _sync_tree(self) -> None:
+        """Carry the changed block maxima up the tree."""
         tree = self._tree
-        i = self._cap + b
-        tree[i] = g
-        i >>= 1
-        if g > old:
-            while i and tree[i] < g:
-                tree[i] = g
-                i >>= 1
-        else:
-            # a node changes only while it held the old maximum
-            while i and tree[i] == old:
-                a = tree[2 * i]
-                c = tree[2 * i + 1]
-                m = a if a > c else c
-                if m == old:
-                    break
-                tree[i] = m
-                i >>= 1
+        cap = self._cap
+        gapmax = self._gapmax
+        for b in self._stale:
+            g = gapmax[b]
+            i = cap + b
+            old = tree[i]
+            if old == g:
+                continue
+            tree[i] = g
+            i >>= 1
+            if g > old:
+                while i and tree[i] < g:
+                    tree[i] = g
+                    i >>= 1
+            else:
+                # a node changes only while it held the old maximum
+                while i and tree[i] == old:
+                    a = tree[2 * i]
+                    c = tree[2 * i + 1]
+                    m = a if a > c else c
+                    if m == old:
+                        break
+                    tree[i] = m
+                    i >>= 1
+        self._stale.clear()
 
     def _block_max(self, b: int) -> int:
         """What ``_gapmax[b]`` should be (block 0 leaves out the lowest VMA's gap)."""
@@ -306,6 +320,8 @@ class VmaIndex:
     # ---------------------------------------------------------------- gap search
     def _rightmost_block_fitting(self, b0: int, length: int) -> int:
         """The highest block index <= b0 whose largest gap is >= length, or -1."""
+        if self._stale:
+            self._sync_tree()
         tree = self._tree
         if b0 < 0 or tree[1] < length:
             return -1
@@ -415,7 +431,8 @@ class VmaIndex:
     # ---------------------------------------------------------------- self-check
     def validate(self) -> list[str]:
         """validate_mm_rb's checks for this index: keys are the VMAs' starts in order, every
-        stored gap is vma_compute_gap, block maxima and the tree over them are exact."""
+        stored gap is vma_compute_gap, block maxima and the tree over them are exact (but
+        for the blocks waiting in ``_stale``)."""
         out: list[str] = []
         prev_end = 0
         prev_start = -1
@@ -438,7 +455,7 @@ class VmaIndex:
                 prev_start = v.vm_start
             if self._gapmax[b] != self._block_max(b):
                 out.append(f"block {b}: max gap {self._gapmax[b]:#x} is wrong")
-            if self._tree[self._cap + b] != self._gapmax[b]:
+            if self._tree[self._cap + b] != self._gapmax[b] and b not in self._stale:
                 out.append(f"block {b}: tree leaf is stale")
         for i in range(1, self._cap):
             if self._tree[i] != max(self._tree[2 * i], self._tree[2 * i + 1]):
