@@ -145,21 +145,22 @@ class VmaIndex:
             if old == g:
                 continue
             tree[i] = g
-            i >>= 1
             if g > old:
+                i >>= 1
                 while i and tree[i] < g:
                     tree[i] = g
                     i >>= 1
             else:
-                # a node changes only while it held the old maximum
-                while i and tree[i] == old:
-                    a = tree[2 * i]
-                    c = tree[2 * i + 1]
-                    m = a if a > c else c
-                    if m == old:
+                # going up from node i, whose value fell from old to g: its parent held old
+                # and falls too unless i's sibling holds old (or more)
+                while i > 1:
+                    sib = tree[i ^ 1]
+                    if sib >= old:
                         break
-                    tree[i] = m
+                    if sib > g:
+                        g = sib
                     i >>= 1
+                    tree[i] = g
         self._stale.clear()
 
     def _block_max(self, b: int) -> int:
