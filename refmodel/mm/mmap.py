@@ -110,6 +110,9 @@ _NEW_PROT_MASK = ~_PAGE_CHG_MASK & MASK64  # pgprot_modify
 _PAGE_OFFSET = PAGE_SIZE - 1  # offset_in_page
 _ERR_TOP = ULONG_MAX - 4094  # IS_ERR_VALUE: the top 4095 unsigned longs
 _POPULATE_MASK = MAP_POPULATE | MAP_NONBLOCK
+_VM_MAY_RWX = VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC
+_NOT_SOFTDIRTY = ~VM_SOFTDIRTY
+_KEEP_MAP_FLAGS = ~(MAP_EXECUTABLE | MAP_DENYWRITE)  # what ksys_mmap_pgoff passes on
 
 
 # --------------------------------------------------------------------------------------------
@@ -488,7 +491,7 @@ def vma_adjust(vma: vm_area_struct, start: int, end: int, pgoff: int,
 def is_mergeable_vma(vma: vm_area_struct, file: file | None, vm_flags: int) -> bool:
     """Models mm/mmap.c:is_mergeable_vma: same flags but VM_SOFTDIRTY, same file, no
     ->close (none of the model's vm_ops has one), same userfaultfd context (none)."""
-    if (vma.vm_flags ^ vm_flags) & ~VM_SOFTDIRTY:
+    if (vma.vm_flags ^ vm_flags) & _NOT_SOFTDIRTY:
         return False
     return vma.vm_file is file
 
@@ -832,7 +835,7 @@ def do_mmap(mm: mm_struct, file: file | None, addr: int, len: int, prot: int, fl
 
     pkey = 0  # execute_only_pkey() is negative without OSPKE: pkey 0
     vm_flags = (calc_vm_prot_bits(prot, pkey) | calc_vm_flag_bits(flags) | mm.def_flags
-                | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC)
+                | _VM_MAY_RWX)
 
     if flags & MAP_LOCKED and not can_do_mlock(mm):
         return EPERM, populate
@@ -1197,7 +1200,7 @@ def ksys_mmap_pgoff(mm: mm_struct, addr: int, len: int, prot: int, flags: int,
             return EINVAL
     elif flags & MAP_HUGETLB:
         return EINVAL
-    flags &= ~(MAP_EXECUTABLE | MAP_DENYWRITE)
+    flags &= _KEEP_MAP_FLAGS
     return _util.vm_mmap_pgoff(mm, f, addr, len, prot, flags, pgoff)
 
 
