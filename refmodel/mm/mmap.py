@@ -1044,12 +1044,12 @@ def detach_vmas_to_be_unmapped(mm: mm_struct, vma: vm_area_struct,
     cur: vm_area_struct | None = vma
     index = mm.mm_rb
     while cur is not None:
-        index.remove(cur)
         mm.map_count -= 1
         detached.append(cur)
         cur = cur.vm_next
         if cur is None or cur.vm_start >= end:
             break
+    index.remove_run(detached)  # vma_rb_erase of each
     if prev is not None:
         prev.vm_next = cur
     else:

@@ -247,6 +247,26 @@ class VmaIndex:
             self._gapmax[b:b + 1] = [max(lo) if b else max(lo[1:]), max(hi)]
             self._rebuild()
 
+    def _after_cut(self, b: int, j: int, cut: int) -> None:
+        """VMAs whose largest gap was ``cut`` were taken out of block b at j, and the block
+        is not empty: fix its head key, its maximum, and the gap of the VMA now after."""
+        firsts = self._firsts
+        if j == 0:
+            firsts[b] = self._keys[b][0]
+        gm = self._gapmax[b]
+        if not (b or j):
+            m = self._block_max(0)  # the next VMA's gap leaves the maxima
+            if m != gm:
+                self._block_max_changed(0, m)
+        elif cut == gm:
+            m = max(self._gaps[b]) if b else self._block_max(0)
+            if m != gm:
+                self._block_max_changed(b, m)
+        if j < len(self._blocks[b]):
+            self._set_gap(b, j)
+        elif b + 1 < len(firsts):
+            self._set_gap(b + 1, 0)
+
     def remove(self, vma: vm_area_struct) -> None:
         """Drop ``vma``, found by its current vm_start."""
         start = vma.vm_start
@@ -271,21 +291,7 @@ class VmaIndex:
             if b < len(firsts):
                 self._set_gap(b, 0)
             return
-        if j == 0:
-            firsts[b] = ks[0]
-        gm = self._gapmax[b]
-        if b == 0 and j == 0:
-            m = self._block_max(0)  # the next VMA's gap leaves the maxima
-            if m != gm:
-                self._block_max_changed(0, m)
-        elif old == gm:
-            m = max(gaps) if b else self._block_max(0)
-            if m != old:
-                self._block_max_changed(b, m)
-        if j < len(blk):
-            self._set_gap(b, j)
-        elif b + 1 < len(firsts):
-            self._set_gap(b + 1, 0)
+        self._after_cut(b, j, old)
         if len(blk) < _BLOCK_MIN and b + 1 < len(firsts):
             nxt = self._blocks[b + 1]
             if len(blk) + len(nxt) <= _BLOCK_MAX:
@@ -298,6 +304,31 @@ class VmaIndex:
                 if g2 > self._gapmax[b]:
                     self._gapmax[b] = g2
                 self._rebuild()
+
+    def remove_run(self, vmas: list[vm_area_struct]) -> None:
+        """Drop VMAs that follow each other in the index, as ``remove`` on each would; a run
+        inside one block that stays above ``_BLOCK_MIN`` is cut out at once."""
+        n = len(vmas)
+        if n > 1:
+            start = vmas[0].vm_start
+            firsts = self._firsts
+            b = bisect_right(firsts, start) - 1
+            ks = self._keys[b]
+            j = bisect_right(ks, start) - 1
+            blk = self._blocks[b]
+            k = j + n
+            # (not from the lowest VMA on: its gap is outside the maxima)
+            if (b or j > 0) and len(blk) - n >= _BLOCK_MIN and blk[j:k] == vmas:
+                del blk[j:k]
+                del ks[j:k]
+                gaps = self._gaps[b]
+                cut = max(gaps[j:k])
+                del gaps[j:k]
+                self._count -= n
+                self._after_cut(b, j, cut)
+                return
+        for v in vmas:
+            self.remove(v)
 
     def rekey(self, vma: vm_area_struct, old_start: int) -> None:
         """``vma->vm_start`` changed from ``old_start`` without changing the order."""
