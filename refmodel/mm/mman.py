@@ -131,31 +131,32 @@ class vm_globals:
     vm_committed_as: int = 0
 
 
+# calc_vm_prot_bits / calc_vm_flag_bits run on every mmap and mprotect: their bit
+# translations are tabulated once here (5.10's _calc_vm_trans is resolved at compile time too).
+_PROT_RWX = PROT_READ | PROT_WRITE | PROT_EXEC
+_PROT_TO_VM = tuple((VM_READ if p & PROT_READ else 0) | (VM_WRITE if p & PROT_WRITE else 0)
+                    | (VM_EXEC if p & PROT_EXEC else 0) for p in range(_PROT_RWX + 1))
+_PKEY_TO_VM = tuple((VM_PKEY_BIT0 if k & 1 else 0) | (VM_PKEY_BIT1 if k & 2 else 0)
+                    | (VM_PKEY_BIT2 if k & 4 else 0) | (VM_PKEY_BIT3 if k & 8 else 0)
+                    for k in range(16))
+_MAP_VM_FLAG_BITS = MAP_GROWSDOWN | MAP_DENYWRITE | MAP_LOCKED | MAP_SYNC
+
+
 @kernel("include/linux/mman.h")
 def calc_vm_prot_bits(prot: int, pkey: int) -> int:
     """Models include/linux/mman.h:calc_vm_prot_bits: PROT_READ/WRITE/EXEC to VM_READ/WRITE/
     EXEC, plus the protection key as VM_PKEY_BIT0..3 (arch_calc_vm_prot_bits on x86)."""
-    vm = 0
-    if prot & PROT_READ:
-        vm |= VM_READ
-    if prot & PROT_WRITE:
-        vm |= VM_WRITE
-    if prot & PROT_EXEC:
-        vm |= VM_EXEC
-    if pkey & 1:
-        vm |= VM_PKEY_BIT0
-    if pkey & 2:
-        vm |= VM_PKEY_BIT1
-    if pkey & 4:
-        vm |= VM_PKEY_BIT2
-    if pkey & 8:
-        vm |= VM_PKEY_BIT3
+    vm = _PROT_TO_VM[prot & _PROT_RWX]
+    if pkey & 15:
+        vm |= _PKEY_TO_VM[pkey & 15]
     return vm
 
 
 @kernel("include/linux/mman.h")
 def calc_vm_flag_bits(flags: int) -> int:
     """Models include/linux/mman.h:calc_vm_flag_bits (x86 adds nothing)."""
+    if not flags & _MAP_VM_FLAG_BITS:
+        return 0
     vm = 0
     if flags & MAP_GROWSDOWN:
         vm |= VM_GROWSDOWN

@@ -51,7 +51,6 @@ from refmodel.mm.mman import (
     ULONG_MAX,
     calc_vm_flag_bits,
     calc_vm_prot_bits,
-    offset_in_page,
 )
 from refmodel.mm.mmu_gather import tlb_finish_mmu, tlb_gather_mmu
 from refmodel.mm.rmap import anon_vma_clone, anon_vma_merge, unlink_anon_vmas
@@ -101,6 +100,19 @@ VM_UNMAPPED_AREA_TOPDOWN = 1
 GENERIC_FILE_VM_OPS = "generic_file_vm_ops"
 SHMEM_VM_OPS = "shmem_vm_ops"
 _HAS_PAGE_MKWRITE = {GENERIC_FILE_VM_OPS: True, SHMEM_VM_OPS: False}
+
+# Masks of the hot paths, computed once (Python does not fold names into constants).
+_EXEC_MASK = VM_EXEC | VM_WRITE | VM_STACK  # is_exec_mapping
+_DATA_MASK = VM_WRITE | VM_SHARED | VM_STACK  # is_data_mapping
+_WRITE_SHARED = VM_WRITE | VM_SHARED
+_ACCT_MASK = VM_NORESERVE | VM_SHARED | VM_WRITE  # accountable_mapping
+_NEW_PROT_MASK = ~_PAGE_CHG_MASK & MASK64  # pgprot_modify
+_PAGE_OFFSET = PAGE_SIZE - 1  # offset_in_page
+_ERR_TOP = ULONG_MAX - 4094  # IS_ERR_VALUE: the top 4095 unsigned longs
+_POPULATE_MASK = MAP_POPULATE | MAP_NONBLOCK
+_VM_MAY_RWX = VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC
+_NOT_SOFTDIRTY = ~VM_SOFTDIRTY
+_KEEP_MAP_FLAGS = ~(MAP_EXECUTABLE | MAP_DENYWRITE)  # what ksys_mmap_pgoff passes on
 
 
 # --------------------------------------------------------------------------------------------
@@ -164,7 +176,7 @@ def vma_is_anonymous(vma: vm_area_struct) -> bool:
 def pgprot_modify(oldprot: int, newprot: int) -> int:
     """Models asm/pgtable.h:pgprot_modify: keep the old _PAGE_CHG_MASK bits (cache mode,
     ...), take everything else from the new protection."""
-    return (oldprot & _PAGE_CHG_MASK) | (newprot & ~_PAGE_CHG_MASK & MASK64)
+    return (oldprot & _PAGE_CHG_MASK) | (newprot & _NEW_PROT_MASK)
 
 
 def vm_pgprot_modify(oldprot: int, vm_flags: int) -> int:
@@ -176,7 +188,7 @@ def vma_wants_writenotify(vma: vm_area_struct, vm_page_prot: int) -> bool:
     """Models mm/mmap.c:vma_wants_writenotify: shared writable mappings whose writes must be
     tracked (page_mkwrite, soft-dirty, dirty accounting) map their pages read-only."""
     vm_flags = vma.vm_flags
-    if (vm_flags & (VM_WRITE | VM_SHARED)) != (VM_WRITE | VM_SHARED):
+    if vm_flags & _WRITE_SHARED != _WRITE_SHARED:
         return False
     if vma.vm_ops is not None and _HAS_PAGE_MKWRITE.get(vma.vm_ops, False):
         return True
@@ -196,10 +208,10 @@ def vma_set_page_prot(vma: vm_area_struct) -> None:
     """Models mm/mmap.c:vma_set_page_prot: vm_page_prot from vm_flags, without VM_SHARED
     when writes must be notified."""
     vm_flags = vma.vm_flags
-    vm_page_prot = vm_pgprot_modify(vma.vm_page_prot, vm_flags)
+    vm_page_prot = pgprot_modify(vma.vm_page_prot, vm_get_page_prot(vm_flags))
     if vma_wants_writenotify(vma, vm_page_prot):
         vm_flags &= ~VM_SHARED
-        vm_page_prot = vm_pgprot_modify(vm_page_prot, vm_flags)
+        vm_page_prot = pgprot_modify(vm_page_prot, vm_get_page_prot(vm_flags))
     vma.vm_page_prot = vm_page_prot
 
 
@@ -479,7 +491,7 @@ def vma_adjust(vma: vm_area_struct, start: int, end: int, pgoff: int,
 def is_mergeable_vma(vma: vm_area_struct, file: file | None, vm_flags: int) -> bool:
     """Models mm/mmap.c:is_mergeable_vma: same flags but VM_SOFTDIRTY, same file, no
     ->close (none of the model's vm_ops has one), same userfaultfd context (none)."""
-    if (vma.vm_flags ^ vm_flags) & ~VM_SOFTDIRTY:
+    if (vma.vm_flags ^ vm_flags) & _NOT_SOFTDIRTY:
         return False
     return vma.vm_file is file
 
@@ -510,7 +522,7 @@ def can_vma_merge_after(vma: vm_area_struct, vm_flags: int, anon_vma: anon_vma_t
     """Models mm/mmap.c:can_vma_merge_after: the range can join vma at its end."""
     return (is_mergeable_vma(vma, file, vm_flags)
             and is_mergeable_anon_vma(anon_vma, vma.anon_vma, vma)
-            and vma.vm_pgoff + vma_pages(vma) == vm_pgoff)
+            and vma.vm_pgoff + ((vma.vm_end - vma.vm_start) >> PAGE_SHIFT) == vm_pgoff)
 
 
 @kernel(F)
@@ -523,7 +535,7 @@ def vma_merge(mm: mm_struct, prev: vm_area_struct | None, addr: int, end: int, v
     pglen = (end - addr) >> PAGE_SHIFT
     if vm_flags & VM_SPECIAL:
         return None
-    next_ = vma_next(mm, prev)
+    next_ = mm.mmap if prev is None else prev.vm_next  # vma_next
     area = next_
     if area is not None and area.vm_end == end:  # cases 6, 7, 8
         next_ = next_.vm_next if next_ is not None else None
@@ -567,7 +579,7 @@ def may_expand_vm(mm: mm_struct, flags: int, npages: int) -> bool:
     rlim = mm.rlim
     if mm.total_vm + npages > rlim[RLIMIT_AS].rlim_cur >> PAGE_SHIFT:
         return False
-    if ((flags & (VM_WRITE | VM_SHARED | VM_STACK)) == VM_WRITE  # is_data_mapping
+    if (flags & _DATA_MASK == VM_WRITE  # is_data_mapping
             and mm.data_vm + npages > rlim[RLIMIT_DATA].rlim_cur >> PAGE_SHIFT):
         if (rlimit(mm, RLIMIT_DATA) == 0
                 and mm.data_vm + npages <= rlimit_max(mm, RLIMIT_DATA) >> PAGE_SHIFT):
@@ -581,11 +593,11 @@ def may_expand_vm(mm: mm_struct, flags: int, npages: int) -> bool:
 def vm_stat_account(mm: mm_struct, flags: int, npages: int) -> None:
     """Models mm/mmap.c:vm_stat_account: total_vm and one of exec_vm, stack_vm, data_vm."""
     mm.total_vm += npages
-    if (flags & (VM_EXEC | VM_WRITE | VM_STACK)) == VM_EXEC:  # is_exec_mapping
+    if flags & _EXEC_MASK == VM_EXEC:  # is_exec_mapping
         mm.exec_vm += npages
     elif flags & VM_STACK:  # is_stack_mapping
         mm.stack_vm += npages
-    elif (flags & (VM_WRITE | VM_SHARED | VM_STACK)) == VM_WRITE:  # is_data_mapping
+    elif flags & _DATA_MASK == VM_WRITE:  # is_data_mapping
         mm.data_vm += npages
 
 
@@ -634,7 +646,7 @@ def security_vm_enough_memory_mm(mm: mm_struct, pages: int) -> int:
 @kernel(F)
 def accountable_mapping(file: file | None, vm_flags: int) -> bool:
     """Models mm/mmap.c:accountable_mapping: private writable mappings are charged."""
-    return (vm_flags & (VM_NORESERVE | VM_SHARED | VM_WRITE)) == VM_WRITE
+    return vm_flags & _ACCT_MASK == VM_WRITE
 
 
 # --------------------------------------------------------------------------------------------
@@ -689,7 +701,11 @@ def unmapped_area_topdown(mm: mm_struct, length: int, low_limit: int, high_limit
         vma = mm.mm_rb.search_topdown(L, lo, hi)
         if vma is None:
             return ENOMEM
-        gap_end = vm_start_gap(mm, vma)
+        gap_end = vma.vm_start  # vm_start_gap
+        if vma.vm_flags & VM_GROWSDOWN:
+            gap_end -= mm.vm_globals.stack_guard_gap
+            if gap_end < 0:
+                gap_end = 0
         if gap_end > high_limit:
             gap_end = high_limit
     gap_end -= length
@@ -737,11 +753,11 @@ def get_unmapped_area(mm: mm_struct, file: file | None, addr: int, len: int, pgo
         pgoff = 0
         get_area = shmem_get_unmapped_area
     addr = get_area(mm, file, addr, len, pgoff, flags)
-    if is_err_value(addr):
+    if -4095 <= addr < 0 or addr >= _ERR_TOP:  # IS_ERR_VALUE
         return addr
     if addr > mm.task_size - len:
         return ENOMEM
-    if offset_in_page(addr):
+    if addr & _PAGE_OFFSET:
         return EINVAL
     error = security_mmap_addr(mm, addr)
     return error if error else addr
@@ -800,7 +816,7 @@ def do_mmap(mm: mm_struct, file: file | None, addr: int, len: int, prot: int, fl
         flags |= MAP_FIXED
     if not flags & MAP_FIXED:
         addr = round_hint_to_min(mm, addr)
-    len = PAGE_ALIGN(len)
+    len = (len + _PAGE_OFFSET) & PAGE_MASK  # PAGE_ALIGN
     if not len:
         return ENOMEM, populate
     if (pgoff + (len >> PAGE_SHIFT)) & ULONG_MAX < pgoff:
@@ -809,7 +825,7 @@ def do_mmap(mm: mm_struct, file: file | None, addr: int, len: int, prot: int, fl
         return ENOMEM, populate
 
     addr = get_unmapped_area(mm, file, addr, len, pgoff, flags)
-    if is_err_value(addr):
+    if -4095 <= addr < 0 or addr >= _ERR_TOP:  # IS_ERR_VALUE
         return addr, populate
 
     if flags & MAP_FIXED_NOREPLACE:
@@ -819,11 +835,11 @@ def do_mmap(mm: mm_struct, file: file | None, addr: int, len: int, prot: int, fl
 
     pkey = 0  # execute_only_pkey() is negative without OSPKE: pkey 0
     vm_flags = (calc_vm_prot_bits(prot, pkey) | calc_vm_flag_bits(flags) | mm.def_flags
-                | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC)
+                | _VM_MAY_RWX)
 
     if flags & MAP_LOCKED and not can_do_mlock(mm):
         return EPERM, populate
-    if mlock_future_check(mm, vm_flags, len):
+    if vm_flags & VM_LOCKED and mlock_future_check(mm, vm_flags, len):
         return EAGAIN, populate
 
     if file is not None:
@@ -872,8 +888,8 @@ def do_mmap(mm: mm_struct, file: file | None, addr: int, len: int, prot: int, fl
             vm_flags |= VM_NORESERVE
 
     addr = mmap_region(mm, file, addr, len, vm_flags, pgoff)
-    if not is_err_value(addr) and (
-            vm_flags & VM_LOCKED or (flags & (MAP_POPULATE | MAP_NONBLOCK)) == MAP_POPULATE):
+    if (vm_flags & VM_LOCKED or flags & _POPULATE_MASK == MAP_POPULATE) and not (
+            -4095 <= addr < 0 or addr >= _ERR_TOP):
         populate = len
     return addr, populate
 
@@ -1028,12 +1044,12 @@ def detach_vmas_to_be_unmapped(mm: mm_struct, vma: vm_area_struct,
     cur: vm_area_struct | None = vma
     index = mm.mm_rb
     while cur is not None:
-        index.remove(cur)
         mm.map_count -= 1
         detached.append(cur)
         cur = cur.vm_next
         if cur is None or cur.vm_start >= end:
             break
+    index.remove_run(detached)  # vma_rb_erase of each
     if prev is not None:
         prev.vm_next = cur
     else:
@@ -1057,7 +1073,7 @@ def unmap_region(mm: mm_struct, vmas: list[vm_area_struct], prev: vm_area_struct
     tables nobody else needs (free_pgtables between prev's end and next's start). The
     unlink_anon_vmas that 5.10's free_pgtables does per VMA is done here, before it, because
     the page-table part's free_pgtables takes the VMAs as plain ranges."""
-    next_ = vma_next(mm, prev)
+    next_ = mm.mmap if prev is None else prev.vm_next  # vma_next
     for v in vmas:
         unlink_anon_vmas(v)
         unlink_file_vma(v)
@@ -1085,10 +1101,11 @@ def remove_vma_list(mm: mm_struct, vmas: list[vm_area_struct]) -> None:
     """Models mm/mmap.c:remove_vma_list: unaccount and free the detached VMAs."""
     nr_accounted = 0
     for vma in vmas:
-        nrpages = vma_pages(vma)
-        if vma.vm_flags & VM_ACCOUNT:
+        nrpages = (vma.vm_end - vma.vm_start) >> PAGE_SHIFT
+        flags = vma.vm_flags
+        if flags & VM_ACCOUNT:
             nr_accounted += nrpages
-        vm_stat_account(mm, vma.vm_flags, -nrpages)
+        vm_stat_account(mm, flags, -nrpages)
         remove_vma(vma)
     vm_unacct_memory(mm, nr_accounted)
 
@@ -1097,9 +1114,9 @@ def _do_munmap(mm: mm_struct, start: int, len: int, downgrade: bool) -> int:
     """Models mm/mmap.c:__do_munmap: split at both ends, detach, unmap, free. Returns 1 if
     the lock was (would be) downgraded, 0, or -errno."""
     task_size = mm.task_size  # TASK_SIZE
-    if offset_in_page(start) or start > task_size or len > task_size - start:
+    if start & _PAGE_OFFSET or start > task_size or len > task_size - start:
         return EINVAL
-    len = PAGE_ALIGN(len)
+    len = (len + _PAGE_OFFSET) & PAGE_MASK  # PAGE_ALIGN
     end = start + len
     if len == 0:
         return EINVAL
@@ -1124,7 +1141,7 @@ def _do_munmap(mm: mm_struct, start: int, len: int, downgrade: bool) -> int:
         error = _split_vma(mm, last, end, 1)
         if error:
             return error
-    vma = vma_next(mm, prev)
+    vma = mm.mmap if prev is None else prev.vm_next  # vma_next
     assert vma is not None
 
     if mm.locked_vm:
@@ -1183,7 +1200,7 @@ def ksys_mmap_pgoff(mm: mm_struct, addr: int, len: int, prot: int, flags: int,
             return EINVAL
     elif flags & MAP_HUGETLB:
         return EINVAL
-    flags &= ~(MAP_EXECUTABLE | MAP_DENYWRITE)
+    flags &= _KEEP_MAP_FLAGS
     return _util.vm_mmap_pgoff(mm, f, addr, len, prot, flags, pgoff)
 
 

@@ -6,8 +6,11 @@ the vm_unmapped_area gap search are O(log n). The model gives the same answers w
 sorted list: bisect on the blocks' first keys, then inside one block of at most
 ``_BLOCK_MAX`` VMAs. Every VMA's gap (vma_compute_gap) is stored beside it, each block keeps
 its largest gap, and a max segment tree over the blocks finds the nearest block with a gap
-that fits in O(log n). The ``vm_next``/``vm_prev`` list and ``mm->mmap`` are kept by
-mm/mmap.c's own functions, as in 5.10; this index only answers ordered queries.
+that fits in O(log n). The gap below the lowest VMA is kept out of the block maxima: top-down
+mmaps land there whenever no hole above fits, so it changes on most of them, and leaving it
+out of the tree makes that update O(1); the searches try it last, as the walk would. The
+``vm_next``/``vm_prev`` list and ``mm->mmap`` are kept by mm/mmap.c's own functions, as in
+5.10; this index only answers ordered queries.
 """
 
 from __future__ import annotations
@@ -31,11 +34,14 @@ class VmaIndex:
 
     ``_gaps[b][j]`` is vma_compute_gap of the j-th VMA of block b (its vm_start_gap minus
     its predecessor's vm_end), kept current by every update; ``_gapmax[b]`` is the block's
-    largest gap; ``_tree`` is a max segment tree over ``_gapmax`` (leaves at ``_cap + b``).
+    largest gap (block 0 leaving out the lowest VMA's, 0 if none is left); ``_tree`` is a
+    max segment tree over ``_gapmax`` (leaves at ``_cap + b``), brought up to date by the
+    gap search only: ``_stale`` lists the blocks whose maximum changed since, so that a hole
+    made and filled again between two searches costs no tree walk.
     """
 
-    __slots__ = ("_blocks", "_cap", "_count", "_firsts", "_gapmax", "_gaps", "_keys", "_tree",
-                 "guard")
+    __slots__ = ("_blocks", "_cap", "_count", "_firsts", "_gapmax", "_gaps", "_keys", "_stale",
+                 "_tree", "guard")
 
     def __init__(self, guard: int = _STACK_GUARD_GAP) -> None:
         self._blocks: list[list[vm_area_struct]] = []
@@ -44,6 +50,7 @@ class VmaIndex:
         self._firsts: list[int] = []
         self._gapmax: list[int] = []
         self._tree: list[int] = [-1, -1]
+        self._stale: list[int] = []
         self._cap = 1
         self._count = 0
         self.guard = guard  # stack_guard_gap, for vm_start_gap of VM_GROWSDOWN VMAs
@@ -60,25 +67,24 @@ class VmaIndex:
         return [v for blk in self._blocks for v in blk]
 
     # ---------------------------------------------------------------- look-ups
+    # The hot paths below inline vm_start_gap and the position look-up: they run several
+    # times per mmap/munmap/mprotect, and Python calls dominate their cost.
     def find(self, addr: int) -> vm_area_struct | None:
         """find_vma's answer: the first VMA with vm_end > addr."""
         firsts = self._firsts
-        if not firsts:
-            return None
         b = bisect_right(firsts, addr) - 1
         if b < 0:
-            return self._blocks[0][0]
-        j = bisect_right(self._keys[b], addr) - 1
+            return self._blocks[0][0] if firsts else None
         blk = self._blocks[b]
+        j = bisect_right(self._keys[b], addr) - 1
         v = blk[j]
         if v.vm_end > addr:
             return v
         j += 1
         if j < len(blk):
             return blk[j]
-        if b + 1 < len(self._blocks):
-            return self._blocks[b + 1][0]
-        return None
+        b += 1
+        return self._blocks[b][0] if b < len(firsts) else None
 
     def _locate(self, start: int) -> tuple[int, int]:
         b = bisect_right(self._firsts, start) - 1
@@ -103,31 +109,66 @@ class VmaIndex:
 
     def _rebuild(self) -> None:
         """Blocks were added, split, merged or dropped: rebuild the tree over them."""
-        nb = len(self._gapmax)
+        gapmax = self._gapmax
+        nb = len(gapmax)
         cap = 1
         while cap < nb:
             cap <<= 1
         tree = [-1] * (2 * cap)
-        tree[cap:cap + nb] = self._gapmax
-        for i in range(cap - 1, 0, -1):
-            a, c = tree[2 * i], tree[2 * i + 1]
-            tree[i] = a if a > c else c
+        tree[cap:cap + nb] = gapmax
+        # level by level, over the nodes above real blocks only (the rest stay -1)
+        lo, hi = cap, cap + nb
+        while lo > 1:
+            hi += hi & 1
+            left, right = tree[lo:hi:2], tree[lo + 1:hi:2]
+            lo >>= 1
+            hi >>= 1
+            tree[lo:hi] = [a if a > c else c for a, c in zip(left, right, strict=True)]
         self._tree = tree
         self._cap = cap
+        self._stale.clear()
 
     def _block_max_changed(self, b: int, g: int) -> None:
-        """Block b's largest gap is now g: update the path to the root."""
+        """Block b's largest gap is now g (the tree learns it at the next search)."""
+        self._gapmax[b] = g
+        self._stale.append(b)
+
+    def _sync_tree(self) -> None:
+        """Carry the changed block maxima up the tree."""
         tree = self._tree
-        i = self._cap + b
-        tree[i] = g
-        i >>= 1
-        while i:
-            a, c = tree[2 * i], tree[2 * i + 1]
-            m = a if a > c else c
-            if tree[i] == m:
-                break
-            tree[i] = m
-            i >>= 1
+        cap = self._cap
+        gapmax = self._gapmax
+        for b in self._stale:
+            g = gapmax[b]
+            i = cap + b
+            old = tree[i]
+            if old == g:
+                continue
+            tree[i] = g
+            if g > old:
+                i >>= 1
+                while i and tree[i] < g:
+                    tree[i] = g
+                    i >>= 1
+            else:
+                # going up from node i, whose value fell from old to g: its parent held old
+                # and falls too unless i's sibling holds old (or more)
+                while i > 1:
+                    sib = tree[i ^ 1]
+                    if sib >= old:
+                        break
+                    if sib > g:
+                        g = sib
+                    i >>= 1
+                    tree[i] = g
+        self._stale.clear()
+
+    def _block_max(self, b: int) -> int:
+        """What ``_gapmax[b]`` should be (block 0 leaves out the lowest VMA's gap)."""
+        gaps = self._gaps[b]
+        if b:
+            return max(gaps)
+        return max(gaps[1:]) if len(gaps) > 1 else 0
 
     def _set_gap(self, b: int, j: int) -> None:
         """Recompute vma_compute_gap of the VMA at (b, j) from its index predecessor."""
@@ -139,100 +180,119 @@ class VmaIndex:
             pe = self._blocks[b - 1][-1].vm_end
         else:
             pe = 0
-        g = self._start_gap(v)
+        g = v.vm_start
+        if v.vm_flags & VM_GROWSDOWN:
+            g -= self.guard
+            if g < 0:
+                g = 0
         g = g - pe if g > pe else 0
         gaps = self._gaps[b]
         old = gaps[j]
         if old == g:
             return
         gaps[j] = g
+        if not (b or j):
+            return  # the lowest VMA's gap is not in the maxima
         gm = self._gapmax[b]
         if g > gm:
-            self._gapmax[b] = g
             self._block_max_changed(b, g)
         elif old == gm:
-            m = max(gaps)
+            m = max(gaps) if b else max(gaps[1:])
             if m != gm:
-                self._gapmax[b] = m
                 self._block_max_changed(b, m)
-
-    def _set_gap_after(self, b: int, j: int) -> None:
-        """Recompute the gap of the VMA following position (b, j), if any."""
-        if j + 1 < len(self._blocks[b]):
-            self._set_gap(b, j + 1)
-        elif b + 1 < len(self._blocks):
-            self._set_gap(b + 1, 0)
 
     # ---------------------------------------------------------------- updates
     def insert(self, vma: vm_area_struct) -> None:
         """Add ``vma`` (its range must not overlap any indexed VMA)."""
         start = vma.vm_start
-        if not self._blocks:
+        firsts = self._firsts
+        if not firsts:
             self._blocks.append([vma])
             self._keys.append([start])
             self._gaps.append([0])
-            self._firsts.append(start)
+            firsts.append(start)
             self._gapmax.append(0)
             self._count = 1
             self._rebuild()
             self._set_gap(0, 0)
             return
-        b = bisect_right(self._firsts, start) - 1
+        b = bisect_right(firsts, start) - 1
         if b < 0:
             b = 0
         ks = self._keys[b]
+        blk = self._blocks[b]
         j = bisect_right(ks, start)
         ks.insert(j, start)
-        self._blocks[b].insert(j, vma)
-        self._gaps[b].insert(j, 0)
+        blk.insert(j, vma)
+        gaps = self._gaps[b]
+        gaps.insert(j, 0)
         if j == 0:
-            self._firsts[b] = start
+            firsts[b] = start
         self._count += 1
+        # (when the new VMA is the lowest, the one it displaces joins the maxima through
+        # the second _set_gap, whose update is right whatever that gap held before)
         self._set_gap(b, j)
-        self._set_gap_after(b, j)
-        if len(ks) > _BLOCK_MAX:
-            half = len(ks) // 2
-            blk = self._blocks[b]
-            gaps = self._gaps[b]
+        n = len(blk)
+        if j + 1 < n:
+            self._set_gap(b, j + 1)
+        elif b + 1 < len(firsts):
+            self._set_gap(b + 1, 0)
+        if n > _BLOCK_MAX:
+            half = n // 2
             lo, hi = gaps[:half], gaps[half:]
             self._blocks[b:b + 1] = [blk[:half], blk[half:]]
             self._keys[b:b + 1] = [ks[:half], ks[half:]]
             self._gaps[b:b + 1] = [lo, hi]
-            self._firsts[b:b + 1] = [ks[0], ks[half]]
-            self._gapmax[b:b + 1] = [max(lo), max(hi)]
+            firsts[b:b + 1] = [ks[0], ks[half]]
+            self._gapmax[b:b + 1] = [max(lo) if b else max(lo[1:]), max(hi)]
             self._rebuild()
+
+    def _after_cut(self, b: int, j: int, cut: int) -> None:
+        """VMAs whose largest gap was ``cut`` were taken out of block b at j, and the block
+        is not empty: fix its head key, its maximum, and the gap of the VMA now after."""
+        firsts = self._firsts
+        if j == 0:
+            firsts[b] = self._keys[b][0]
+        gm = self._gapmax[b]
+        if not (b or j):
+            m = self._block_max(0)  # the next VMA's gap leaves the maxima
+            if m != gm:
+                self._block_max_changed(0, m)
+        elif cut == gm:
+            m = max(self._gaps[b]) if b else self._block_max(0)
+            if m != gm:
+                self._block_max_changed(b, m)
+        if j < len(self._blocks[b]):
+            self._set_gap(b, j)
+        elif b + 1 < len(firsts):
+            self._set_gap(b + 1, 0)
 
     def remove(self, vma: vm_area_struct) -> None:
         """Drop ``vma``, found by its current vm_start."""
-        b, j = self._locate(vma.vm_start)
+        start = vma.vm_start
+        firsts = self._firsts
+        b = bisect_right(firsts, start) - 1
+        ks = self._keys[b]
+        j = bisect_right(ks, start) - 1
         blk = self._blocks[b]
         if j < 0 or blk[j] is not vma:
             raise KeyError(f"VMA [{vma.vm_start:#x}, {vma.vm_end:#x}) is not in the index")
         del blk[j]
-        ks = self._keys[b]
         del ks[j]
         gaps = self._gaps[b]
         old = gaps.pop(j)
         self._count -= 1
         if not blk:
-            del self._blocks[b], self._keys[b], self._gaps[b], self._firsts[b]
+            del self._blocks[b], self._keys[b], self._gaps[b], firsts[b]
             del self._gapmax[b]
+            if b == 0 and firsts:
+                self._gapmax[0] = self._block_max(0)  # its first VMA is now the lowest
             self._rebuild()
-            if b < len(self._blocks):
+            if b < len(firsts):
                 self._set_gap(b, 0)
             return
-        if j == 0:
-            self._firsts[b] = ks[0]
-        if old == self._gapmax[b]:
-            m = max(gaps)
-            if m != old:
-                self._gapmax[b] = m
-                self._block_max_changed(b, m)
-        if j < len(blk):
-            self._set_gap(b, j)
-        elif b + 1 < len(self._blocks):
-            self._set_gap(b + 1, 0)
-        if len(blk) < _BLOCK_MIN and b + 1 < len(self._blocks):
+        self._after_cut(b, j, old)
+        if len(blk) < _BLOCK_MIN and b + 1 < len(firsts):
             nxt = self._blocks[b + 1]
             if len(blk) + len(nxt) <= _BLOCK_MAX:
                 blk.extend(nxt)
@@ -240,44 +300,78 @@ class VmaIndex:
                 gaps.extend(self._gaps[b + 1])
                 g2 = self._gapmax[b + 1]
                 del self._blocks[b + 1], self._keys[b + 1], self._gaps[b + 1]
-                del self._firsts[b + 1], self._gapmax[b + 1]
+                del firsts[b + 1], self._gapmax[b + 1]
                 if g2 > self._gapmax[b]:
                     self._gapmax[b] = g2
                 self._rebuild()
 
+    def remove_run(self, vmas: list[vm_area_struct]) -> None:
+        """Drop VMAs that follow each other in the index, as ``remove`` on each would; a run
+        inside one block that stays above ``_BLOCK_MIN`` is cut out at once."""
+        n = len(vmas)
+        if n > 1:
+            start = vmas[0].vm_start
+            firsts = self._firsts
+            b = bisect_right(firsts, start) - 1
+            ks = self._keys[b]
+            j = bisect_right(ks, start) - 1
+            blk = self._blocks[b]
+            k = j + n
+            # (not from the lowest VMA on: its gap is outside the maxima)
+            if (b or j > 0) and len(blk) - n >= _BLOCK_MIN and blk[j:k] == vmas:
+                del blk[j:k]
+                del ks[j:k]
+                gaps = self._gaps[b]
+                cut = max(gaps[j:k])
+                del gaps[j:k]
+                self._count -= n
+                self._after_cut(b, j, cut)
+                return
+        for v in vmas:
+            self.remove(v)
+
     def rekey(self, vma: vm_area_struct, old_start: int) -> None:
         """``vma->vm_start`` changed from ``old_start`` without changing the order."""
-        b, j = self._locate(old_start)
+        b = bisect_right(self._firsts, old_start) - 1
+        ks = self._keys[b]
+        j = bisect_right(ks, old_start) - 1
         if j < 0 or self._blocks[b][j] is not vma:
             raise KeyError(f"no VMA at {old_start:#x} in the index")
-        self._keys[b][j] = vma.vm_start
+        start = vma.vm_start
+        ks[j] = start
         if j == 0:
-            self._firsts[b] = vma.vm_start
+            self._firsts[b] = start
         self._set_gap(b, j)
 
     def gap_changed(self, vma: vm_area_struct) -> None:
         """vma_gap_update: the gap below ``vma`` changed (its predecessor's vm_end moved)."""
-        b, j = self._locate(vma.vm_start)
-        self._set_gap(b, j)
+        start = vma.vm_start
+        b = bisect_right(self._firsts, start) - 1
+        self._set_gap(b, bisect_right(self._keys[b], start) - 1)
 
     # ---------------------------------------------------------------- gap search
     def _rightmost_block_fitting(self, b0: int, length: int) -> int:
         """The highest block index <= b0 whose largest gap is >= length, or -1."""
-        if b0 < 0:
-            return -1
+        if self._stale:
+            self._sync_tree()
         tree = self._tree
+        if b0 < 0 or tree[1] < length:
+            return -1
         cap = self._cap
         i = cap + b0
-        if tree[i] >= length:
-            return b0
-        while i > 1:
-            if i & 1 and tree[i - 1] >= length:
+        # step left along the tree (up past left children) to the nearest fitting node
+        while tree[i] < length:
+            while not i & 1:
+                i >>= 1
+            if i == 1:
+                return -1
+            i -= 1
+        # then down to its rightmost fitting leaf
+        while i < cap:
+            i = 2 * i + 1
+            if tree[i] < length:
                 i -= 1
-                while i < cap:
-                    i = 2 * i + 1 if tree[2 * i + 1] >= length else 2 * i
-                return i - cap
-            i >>= 1
-        return -1
+        return i - cap
 
     def search_topdown(self, length: int, low_limit: int, high_limit: int
                        ) -> vm_area_struct | None:
@@ -287,26 +381,49 @@ class VmaIndex:
         [gap_start, gap_end) fits if gap_start <= high_limit, gap_end - gap_start >= length
         and gap_end >= low_limit; the walk ends at the first gap ending below low_limit.
         """
-        w = self.find(high_limit)
-        if w is None:
-            return None
-        # VMAs from w down all have gap_start <= high_limit (w's predecessor ends there)
-        b, j = self._locate(w.vm_start)
+        # (b, j): the position of find(high_limit); the VMAs from there down all have
+        # gap_start <= high_limit (the one at (b, j)'s predecessor ends at or below it)
+        firsts = self._firsts
+        b = bisect_right(firsts, high_limit) - 1
+        if b < 0:
+            if not firsts:
+                return None
+            b = j = 0
+        else:
+            j = bisect_right(self._keys[b], high_limit) - 1
+            blk = self._blocks[b]
+            if blk[j].vm_end <= high_limit:
+                j += 1
+                if j == len(blk):
+                    b += 1
+                    if b == len(firsts):
+                        return None
+                    j = 0
         gaps = self._gaps[b]
-        if max(gaps[:j + 1]) < length:
+        lo = 0 if b else 1  # the lowest VMA's gap is tried last
+        if (j < lo or self._gapmax[b] < length
+                or (j + 1 < len(gaps) and max(gaps[lo:j + 1]) < length)):
             b = self._rightmost_block_fitting(b - 1, length)
             if b < 0:
-                return None
-            gaps = self._gaps[b]
-            j = len(gaps) - 1
-        while gaps[j] < length:
-            j -= 1
-        v = self._blocks[b][j]
+                b = j = 0
+                gaps = self._gaps[0]
+                if gaps[0] < length:
+                    return None
+            else:
+                gaps = self._gaps[b]
+                j = len(gaps) - 1
+        for k in range(j, -1, -1):
+            if gaps[k] >= length:
+                break
+        v = self._blocks[b][k]
         # The walk stops at the first gap ending below low_limit; gap ends only fall as
         # it descends, so testing the first fitting gap is the same.
-        if self._start_gap(v) < low_limit:
-            return None
-        return v
+        g = v.vm_start
+        if v.vm_flags & VM_GROWSDOWN:
+            g -= self.guard
+            if g < 0:
+                g = 0
+        return None if g < low_limit else v
 
     def search_bottomup(self, length: int, low_limit: int, high_limit: int
                         ) -> tuple[bool, vm_area_struct | None]:
@@ -327,7 +444,7 @@ class VmaIndex:
             p0 = blk[j].vm_prev
             if (p0.vm_end if p0 is not None else 0) > high_limit:
                 return False, None
-            if j > 0 or self._gapmax[b] >= length:
+            if j > 0 or self._gapmax[b] >= length or (b == 0 and self._gaps[0][0] >= length):
                 gaps = self._gaps[b]
                 n = len(blk)
                 while j < n:
@@ -346,7 +463,8 @@ class VmaIndex:
     # ---------------------------------------------------------------- self-check
     def validate(self) -> list[str]:
         """validate_mm_rb's checks for this index: keys are the VMAs' starts in order, every
-        stored gap is vma_compute_gap, block maxima and the tree over them are exact."""
+        stored gap is vma_compute_gap, block maxima and the tree over them are exact (but
+        for the blocks waiting in ``_stale``)."""
         out: list[str] = []
         prev_end = 0
         prev_start = -1
@@ -367,9 +485,9 @@ class VmaIndex:
                     out.append(f"gap below {v} is {self._gaps[b][j]:#x}, should be {g:#x}")
                 prev_end = v.vm_end
                 prev_start = v.vm_start
-            if self._gapmax[b] != max(self._gaps[b]):
+            if self._gapmax[b] != self._block_max(b):
                 out.append(f"block {b}: max gap {self._gapmax[b]:#x} is wrong")
-            if self._tree[self._cap + b] != self._gapmax[b]:
+            if self._tree[self._cap + b] != self._gapmax[b] and b not in self._stale:
                 out.append(f"block {b}: tree leaf is stale")
         for i in range(1, self._cap):
             if self._tree[i] != max(self._tree[2 * i], self._tree[2 * i + 1]):
