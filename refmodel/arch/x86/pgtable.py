@@ -109,6 +109,7 @@ PREALLOCATED_PMDS = 0  # non-PAE
 SHARED_KERNEL_PMD = 0  # 64-bit: pgds go on pgd_list
 
 _NO_ENTRIES: MappingProxyType[int, int] = MappingProxyType({})
+_PG_table = int(PageType.PG_table)  # a plain int: page_type never becomes an IntFlag
 
 # --------------------------------------------------------------------------------------------
 # Indices (include/linux/pgtable.h, asm/pgtable.h): shift and mask, pure
@@ -736,7 +737,7 @@ def _nr_pagetable_add(pgdat: pglist_data, page: Page, delta: int) -> None:
 def pgtable_pte_page_ctor(pgdat: pglist_data, page: Page) -> bool:
     """Models include/linux/mm.h:pgtable_pte_page_ctor: ptlock_init (never fails without
     ALLOC_SPLIT_PTLOCKS), __SetPageTable, NR_PAGETABLE++."""
-    page.page_type |= PageType.PG_table
+    page.page_type |= _PG_table
     _nr_pagetable_add(pgdat, page, 1)
     _table_start(pgdat, page.pfn)
     return True
@@ -745,7 +746,7 @@ def pgtable_pte_page_ctor(pgdat: pglist_data, page: Page) -> bool:
 @kernel(LINUX_MM_H)
 def pgtable_pte_page_dtor(pgdat: pglist_data, page: Page) -> None:
     """Models include/linux/mm.h:pgtable_pte_page_dtor: __ClearPageTable, NR_PAGETABLE--."""
-    page.page_type &= ~PageType.PG_table
+    page.page_type &= ~_PG_table
     _nr_pagetable_add(pgdat, page, -1)
     _table_end(pgdat, page.pfn)
 
@@ -753,7 +754,7 @@ def pgtable_pte_page_dtor(pgdat: pglist_data, page: Page) -> None:
 @kernel(LINUX_MM_H)
 def pgtable_pmd_page_ctor(pgdat: pglist_data, page: Page) -> bool:
     """Models include/linux/mm.h:pgtable_pmd_page_ctor (split pmd ptlocks on x86-64)."""
-    page.page_type |= PageType.PG_table
+    page.page_type |= _PG_table
     _nr_pagetable_add(pgdat, page, 1)
     _table_start(pgdat, page.pfn)
     return True
@@ -761,7 +762,7 @@ def pgtable_pmd_page_ctor(pgdat: pglist_data, page: Page) -> bool:
 
 @kernel(LINUX_MM_H)
 def pgtable_pmd_page_dtor(pgdat: pglist_data, page: Page) -> None:
-    page.page_type &= ~PageType.PG_table
+    page.page_type &= ~_PG_table
     _nr_pagetable_add(pgdat, page, -1)
     _table_end(pgdat, page.pfn)
 
