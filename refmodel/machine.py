@@ -103,6 +103,8 @@ class Machine:
         """Tasks with SIGKILL pending exit, in pid order (5.10: each dies on its way back
         to user mode, do_group_exit → do_exit; the model does it once the operation that
         killed them is over)."""
+        if not any([t.sigkill_pending for t in self.tasks.values()]):
+            return  # the common case after an operation: nobody was killed
         for pid in sorted(self.tasks):
             t = self.tasks.get(pid)
             if t is None or not t.sigkill_pending or t.mm is None:
@@ -196,23 +198,27 @@ class Machine:
     # User memory, through the page tables: bytes, or the signal the access raised.
     def read(self, task: Task, addr: int, n: int) -> bytes | SigInfo:
         """Load n bytes at addr as the task would (faults taken on the way)."""
-        if task.mm is None:
+        mm = task.mm
+        if mm is None:
             raise ValueError(f"{task} has exited")
-        self._enter(task)
+        self.current = task  # _enter and _leave, written out: every load comes here
         try:
-            return user_read(self.pgdat, task.mm, addr & _ULONG, n)
+            return user_read(self.pgdat, mm, addr & _ULONG, n)
         finally:
-            self._leave()
+            self.current = None
+            self._after_op()
 
     def write(self, task: Task, addr: int, data: bytes) -> int | SigInfo:
         """Store data at addr as the task would: the bytes stored, or the signal."""
-        if task.mm is None:
+        mm = task.mm
+        if mm is None:
             raise ValueError(f"{task} has exited")
-        self._enter(task)
+        self.current = task  # _enter and _leave, written out: every store comes here
         try:
-            return user_write(self.pgdat, task.mm, addr & _ULONG, data)
+            return user_write(self.pgdat, mm, addr & _ULONG, data)
         finally:
-            self._leave()
+            self.current = None
+            self._after_op()
 
     def fetch(self, task: Task, addr: int, n: int) -> bytes | SigInfo:
         """An instruction fetch of n bytes at addr (X86_PF_INSTR faults)."""
