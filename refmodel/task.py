@@ -74,23 +74,17 @@ def _page_access(pgdat: pglist_data, mm: mm_struct, addr: int, write: bool,
 def user_read(pgdat: pglist_data, mm: mm_struct, addr: int, n: int,
               instr: bool = False) -> bytes | SigInfo:
     """Load (or fetch) ``n`` bytes at ``addr``; page by page, stopping at a signal."""
-    off = addr & (PAGE_SIZE - 1)
-    if 0 < n <= PAGE_SIZE - off:  # within one page: the common case, without the loop
-        r = _page_access(pgdat, mm, addr, False, instr)
-        if isinstance(r, SigInfo):
-            return r
-        data = pgdat.page_data.get(r)
-        return bytes(data[off:off + n]) if data is not None else bytes(n)
     out = bytearray()
-    end = addr + n
-    while addr < end:
-        chunk = min(end, (addr | (PAGE_SIZE - 1)) + 1) - addr
+    done = 0
+    while done < n:
+        off = addr & (PAGE_SIZE - 1)
+        chunk = PAGE_SIZE - off if PAGE_SIZE - off < n - done else n - done
         r = _page_access(pgdat, mm, addr, False, instr)
         if isinstance(r, SigInfo):
             return r
         data = pgdat.page_data.get(r)
-        off = addr & (PAGE_SIZE - 1)
         out += data[off:off + chunk] if data is not None else bytes(chunk)
+        done += chunk
         addr += chunk
     return bytes(out)
 
@@ -100,28 +94,17 @@ def user_write(pgdat: pglist_data, mm: mm_struct, addr: int, data: bytes) -> int
     stopped the store (earlier pages keep what was written, as a real store loop would)."""
     page_data = pgdat.page_data
     n = len(data)
-    off = addr & (PAGE_SIZE - 1)
-    if 0 < n <= PAGE_SIZE - off:  # within one page: the common case, without the loop
-        r = _page_access(pgdat, mm, addr, True, False)
-        if isinstance(r, SigInfo):
-            return r
-        buf = page_data.get(r)
-        if buf is None:
-            buf = page_data[r] = bytearray(PAGE_SIZE)
-        buf[off:off + n] = data
-        return n
     done = 0
-    end = addr + n
-    while addr < end:
-        chunk = min(end, (addr | (PAGE_SIZE - 1)) + 1) - addr
+    while done < n:
+        off = addr & (PAGE_SIZE - 1)
+        chunk = PAGE_SIZE - off if PAGE_SIZE - off < n - done else n - done
         r = _page_access(pgdat, mm, addr, True, False)
         if isinstance(r, SigInfo):
             return r
         buf = page_data.get(r)
         if buf is None:
             buf = page_data[r] = bytearray(PAGE_SIZE)
-        off = addr & (PAGE_SIZE - 1)
-        buf[off:off + chunk] = data[done:done + chunk]
+        buf[off:off + chunk] = data if chunk == n else data[done:done + chunk]
         done += chunk
         addr += chunk
     return done
