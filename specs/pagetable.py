@@ -10,11 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from refmodel.arch.x86.pgtable import (
-    KERNEL_PGD_BOUNDARY,
-    pte_pfn,
-    swapper_pg_dir_entries,
-)
+from refmodel.arch.x86.pgtable import KERNEL_PGD_BOUNDARY, swapper_pg_dir_entries
 from refmodel.arch.x86.pgtable_types import (
     _PAGE_PRESENT,
     _PAGE_PROTNONE,
@@ -29,6 +25,7 @@ from refmodel.mm.mm_types import mm_struct
 from refmodel.mm.mmzone import pglist_data
 from refmodel.mm.types import PageState, PageType
 from refmodel.specs import Violation
+from refmodel.specs.cow import pfn_of_pte
 
 _PG_table = int(PageType.PG_table)
 
@@ -251,7 +248,7 @@ def present_leaves_map_allocated_pages(pgdat: pglist_data,
     v = []
     for n, tree in enumerate(_trees(pgdat, mms, trees)):
         for addr, pte in tree.leaves:
-            pfn = pte_pfn(pte)
+            pfn = pfn_of_pte(pte)
             if pfn == ZERO_PFN and pte & _PAGE_SPECIAL:
                 continue
             page = pgdat.mem_map.get(pfn)

@@ -128,17 +128,29 @@ def rmap_consistent(mms: Sequence[mm_struct]) -> list[Violation]:
     v: list[Violation] = []
     avs: dict[int, anon_vma] = {}
     live: set[int] = set()
+    # Identity membership ("x is y for some x in the list"), by the lists' ids, each list
+    # read once: this runs after every step.
+    tree_ids: dict[int, set[int]] = {}
+    chain_ids: dict[int, set[int]] = {}
+
+    def in_tree(av: anon_vma) -> set[int]:
+        ids = tree_ids.get(id(av))
+        if ids is None:
+            ids = tree_ids[id(av)] = {id(x) for x in av.rb_root}
+        return ids
+
     for mm in mms:
         vma = mm.mmap
         while vma is not None:
             live.add(id(vma))
-            for av in vma.anon_vma_chain:
+            chain = vma.anon_vma_chain
+            chain_ids[id(vma)] = {id(x) for x in chain}
+            for av in chain:
                 avs[id(av)] = av
-                if not any(x is vma for x in av.rb_root):
+                if id(vma) not in in_tree(av):
                     v.append(Violation("anon_vma_tree", f"{vma} is on {av}'s chain but not "
                                        f"in its tree"))
-            if vma.anon_vma is not None and not any(
-                    x is vma.anon_vma for x in vma.anon_vma_chain):
+            if vma.anon_vma is not None and id(vma.anon_vma) not in chain_ids[id(vma)]:
                 v.append(Violation("anon_vma_chain", f"{vma}'s anon_vma is not on its chain"))
             f = vma.vm_file
             if f is not None and not any(x is vma for x in f.f_mapping.i_mmap):
@@ -146,7 +158,9 @@ def rmap_consistent(mms: Sequence[mm_struct]) -> list[Violation]:
             vma = vma.vm_next
     for av in avs.values():
         for vma in av.rb_root:
-            if id(vma) not in live or not any(x is av for x in vma.anon_vma_chain):
+            # a VMA that is not live may not be alive at all: its chain is read directly
+            if id(vma) not in live or id(av) not in (
+                    chain_ids.get(id(vma)) or {id(x) for x in vma.anon_vma_chain}):
                 v.append(Violation("anon_vma_tree", f"{av}'s tree holds {vma}, which is "
                                    f"gone or not linked to it"))
     return v
