@@ -80,7 +80,10 @@ class Machine:
     def _after_op(self) -> None:
         """Runs after every task operation (see docs/scope.md, "Deterministic points"):
         OOM-killed tasks exit, then a woken kswapd runs until it sleeps again."""
-        self._exit_killed_tasks()
+        for t in self.tasks.values():  # mostly nobody was killed: no pid sort then
+            if t.sigkill_pending:
+                self._exit_killed_tasks()
+                break
         if self.pgdat.kswapd_woken:
             kswapd(self.pgdat)
 
@@ -103,8 +106,6 @@ class Machine:
         """Tasks with SIGKILL pending exit, in pid order (5.10: each dies on its way back
         to user mode, do_group_exit → do_exit; the model does it once the operation that
         killed them is over)."""
-        if not any([t.sigkill_pending for t in self.tasks.values()]):
-            return  # the common case after an operation: nobody was killed
         for pid in sorted(self.tasks):
             t = self.tasks.get(pid)
             if t is None or not t.sigkill_pending or t.mm is None:

@@ -9,6 +9,7 @@ after every step of 5.10's allocator, in the full machine and in the standalone 
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Callable
 
 from refmodel.mm.mmzone import MIGRATE_PCPTYPES, Zone, pglist_data
@@ -16,6 +17,7 @@ from refmodel.mm.types import Page, PageState, PageType
 from refmodel.specs import Violation
 
 _PG_buddy = int(PageType.PG_buddy)
+_free_list = operator.attrgetter("free_list")
 _BUDDY = PageState.BUDDY
 _PCP = PageState.PCP
 _ALLOCATED = PageState.ALLOCATED
@@ -34,17 +36,18 @@ class _FreeScan:
         blocks: list[_Block] = []
         counts: list[list[int]] = []
         for zone in pgdat.node_zones:
-            per_order = []
-            for order, area in enumerate(zone.free_area):
-                fls = area.free_list
-                n = 0
-                if any(fls):  # most lists are empty: skip them at C speed
-                    for mt, fl in enumerate(fls):
+            areas = zone.free_area
+            per_order = [0] * len(areas)
+            # Most lists are empty: the orders with a block are found at C speed.
+            for order, used in enumerate(map(any, map(_free_list, areas))):
+                if used:
+                    n = 0
+                    for mt, fl in enumerate(areas[order].free_list):
                         if fl:
                             n += len(fl)
                             for pfn, page in fl.items():
                                 blocks.append((pfn, order, zone, mt, page))
-                per_order.append(n)
+                    per_order[order] = n
             counts.append(per_order)
         self.blocks = blocks
         self.counts = counts
