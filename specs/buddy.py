@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import operator
+from collections import Counter
 from collections.abc import Callable
 
 from refmodel.mm.mmzone import MIGRATE_PCPTYPES, Zone, pglist_data
@@ -18,6 +19,8 @@ from refmodel.specs import Violation
 
 _PG_buddy = int(PageType.PG_buddy)
 _free_list = operator.attrgetter("free_list")
+_state = operator.attrgetter("state")
+_page_type = operator.attrgetter("page_type")
 _BUDDY = PageState.BUDDY
 _PCP = PageState.PCP
 _ALLOCATED = PageState.ALLOCATED
@@ -208,9 +211,11 @@ def no_unmerged_buddies(pgdat: pglist_data,
 
 def page_flags_agree(pgdat: pglist_data, scan: _FreeScan | None = None) -> list[Violation]:
     """Every page's state, flags and counts agree with where it is."""
-    v = []
+    v: list[Violation] = []
     on_pcp = {p.pfn for z in pgdat.node_zones for lst in z.pageset.lists for p in lst}
     on_free = {b[0] for b in _scan(pgdat, scan)}
+    if _pages_agree(pgdat, on_free, on_pcp):
+        return v
     allocated_map = pgdat.allocated
     for pfn, page in pgdat.mem_map.items():
         st = page.state
@@ -222,6 +227,38 @@ def page_flags_agree(pgdat: pglist_data, scan: _FreeScan | None = None) -> list[
                     else page._refcount != 0 and (st is _BUDDY or st is _PCP))):
             v += _page_violations(pgdat, pfn, page, on_free, on_pcp)
     return v
+
+
+def _pages_agree(pgdat: pglist_data, on_free: set[int], on_pcp: set[int]) -> bool:
+    """Whether page_flags_agree holds for every page, decided mostly at C speed: the pages
+    in each state (and those with PageBuddy) are as many as the pfns on the matching lists,
+    and each of those is in that state. False sends the caller to its page-by-page loop,
+    which says what is wrong."""
+    mem_map = pgdat.mem_map
+    keys = mem_map.keys()
+    states = list(map(_state, mem_map.values()))
+    free = on_free & keys
+    pcp = on_pcp & keys
+    alloc = pgdat.allocated.keys() & keys
+    if (states.count(_BUDDY) != len(free) or states.count(_PCP) != len(pcp)
+            or states.count(_ALLOCATED) != len(alloc)):
+        return False
+    types = Counter(map(_page_type, mem_map.values()))
+    if sum(n for t, n in types.items() if t & _PG_buddy) != len(free):
+        return False
+    for pfn in free:
+        page = mem_map[pfn]
+        if page.state is not _BUDDY or not page.page_type & _PG_buddy or page._refcount:
+            return False
+    for pfn in pcp:
+        page = mem_map[pfn]
+        if page.state is not _PCP or page._refcount:
+            return False
+    for pfn in alloc:
+        page = mem_map[pfn]
+        if page.state is not _ALLOCATED or page._refcount < 1:
+            return False
+    return True
 
 
 def _page_violations(pgdat: pglist_data, pfn: int, page: Page, on_free: set[int],
