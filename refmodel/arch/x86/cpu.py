@@ -49,8 +49,8 @@ def cpu_translate(pgdat: pglist_data, pgd_pfn: int, levels: int, address: int, w
     the pte's accessed (and, for a write, dirty) bit; ~error_code (< 0) for a page fault;
     GP_FAULT (below every ~error_code) for a non-canonical address.
 
-    The walk is written out level by level, and a missing table or entry is a KeyError
-    (an entry of 0): it runs on every user access."""
+    The walk is written out level by level, and a missing table or upper entry is a
+    KeyError (an entry of 0): it runs on every user access."""
     tables = pgdat.pgtables
     try:
         if levels == 5:
@@ -82,7 +82,7 @@ def cpu_translate(pgdat: pglist_data, pgd_pfn: int, levels: int, address: int, w
             return _pf_error(0, write, instr)
         table = tables[(e3 & PTE_PFN_MASK) >> PAGE_SHIFT]
         idx = (address >> PAGE_SHIFT) & 511
-        val = table[idx]
+        val = table.get(idx, 0)  # the entry a first touch finds missing: no exception
         if not val & _PAGE_PRESENT:
             return _pf_error(0, write, instr)
     except KeyError:
