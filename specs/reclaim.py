@@ -20,7 +20,7 @@ from refmodel.mm.mm_types import anon_vma, mm_struct
 from refmodel.mm.mmzone import LRU_NAMES, NR_LRU_LISTS, pglist_data
 from refmodel.mm.swapfile import SWAP_HAS_CACHE, SWAP_MAP_BAD
 from refmodel.mm.swapops import pte_to_swp_entry, swp_offset, swp_type
-from refmodel.mm.types import PageFlags, PageState
+from refmodel.mm.types import Page, PageFlags, PageState
 from refmodel.specs import Violation
 from refmodel.specs.cow import user_swap_ptes
 
@@ -28,6 +28,7 @@ PG_lru = int(PageFlags.PG_lru)
 PG_active = int(PageFlags.PG_active)
 PG_unevictable = int(PageFlags.PG_unevictable)
 PG_swapbacked = int(PageFlags.PG_swapbacked)
+_ALLOCATED = PageState.ALLOCATED
 
 
 def lru_lists_consistent(pgdat: pglist_data) -> list[Violation]:
@@ -39,29 +40,19 @@ def lru_lists_consistent(pgdat: pglist_data) -> list[Violation]:
     seen: dict[int, int] = {}
     for lru in range(NR_LRU_LISTS):
         per_zone = [0] * len(lv.lru_zone_size[lru])
+        # The flags a page on this list must have (and lack), as one mask and value.
+        if lru == 4:
+            mask = want = PG_lru | PG_unevictable
+        else:
+            mask = PG_lru | PG_unevictable | PG_active | PG_swapbacked
+            want = (PG_lru | (PG_active if lru & 1 else 0)
+                    | (PG_swapbacked if lru < 2 else 0))
         for pfn, page in lv.lists[lru].items():
-            name = LRU_NAMES[lru]
-            if pfn in seen:
-                v.append(Violation("lru_one_list", f"pfn {pfn:#x} is on {name} and "
-                                   f"{LRU_NAMES[seen[pfn]]}"))
+            if (pfn in seen or page.pfn != pfn or page.flags & mask != want
+                    or page.state is not _ALLOCATED or page._refcount <= 0):
+                v += _lru_page_violations(lru, pfn, page, seen)
             seen[pfn] = lru
             per_zone[page.zone_idx] += 1
-            if page.pfn != pfn or not page.flags & PG_lru:
-                v.append(Violation("lru_flag", f"pfn {pfn:#x} on {name} without PG_lru"))
-            unevictable = lru == 4
-            if bool(page.flags & PG_unevictable) != unevictable:
-                v.append(Violation("lru_unevictable_flag", f"pfn {pfn:#x} on {name} with "
-                                   f"flags {page.flags:#x}"))
-            if not unevictable:
-                if bool(page.flags & PG_active) != bool(lru & 1):
-                    v.append(Violation("lru_active_flag", f"pfn {pfn:#x} on {name} with "
-                                       f"PG_active {bool(page.flags & PG_active)}"))
-                if bool(page.flags & PG_swapbacked) == (lru >= 2):
-                    v.append(Violation("lru_type", f"pfn {pfn:#x} on {name} with "
-                                       f"PG_swapbacked {bool(page.flags & PG_swapbacked)}"))
-            if page.state is not PageState.ALLOCATED or page._refcount <= 0:
-                v.append(Violation("lru_page_in_use", f"pfn {pfn:#x} on {name} is "
-                                   f"{page.state.name} with _refcount {page._refcount}"))
         if per_zone != lv.lru_zone_size[lru]:
             v.append(Violation("lru_size", f"{LRU_NAMES[lru]}: lru_zone_size "
                                f"{lv.lru_zone_size[lru]}, lists hold {per_zone}"))
@@ -70,6 +61,33 @@ def lru_lists_consistent(pgdat: pglist_data) -> list[Violation]:
         stray = mem_map.get(pfn)
         if stray is not None and stray.flags & PG_lru and pfn not in seen:
             v.append(Violation("lru_flag", f"pfn {pfn:#x} has PG_lru but is on no list"))
+    return v
+
+
+def _lru_page_violations(lru: int, pfn: int, page: Page,
+                         seen: dict[int, int]) -> list[Violation]:
+    """What is wrong with one page on LRU list ``lru`` (the wordy half of the check)."""
+    v = []
+    name = LRU_NAMES[lru]
+    if pfn in seen:
+        v.append(Violation("lru_one_list", f"pfn {pfn:#x} is on {name} and "
+                           f"{LRU_NAMES[seen[pfn]]}"))
+    if page.pfn != pfn or not page.flags & PG_lru:
+        v.append(Violation("lru_flag", f"pfn {pfn:#x} on {name} without PG_lru"))
+    unevictable = lru == 4
+    if bool(page.flags & PG_unevictable) != unevictable:
+        v.append(Violation("lru_unevictable_flag", f"pfn {pfn:#x} on {name} with "
+                           f"flags {page.flags:#x}"))
+    if not unevictable:
+        if bool(page.flags & PG_active) != bool(lru & 1):
+            v.append(Violation("lru_active_flag", f"pfn {pfn:#x} on {name} with "
+                               f"PG_active {bool(page.flags & PG_active)}"))
+        if bool(page.flags & PG_swapbacked) == (lru >= 2):
+            v.append(Violation("lru_type", f"pfn {pfn:#x} on {name} with "
+                               f"PG_swapbacked {bool(page.flags & PG_swapbacked)}"))
+    if page.state is not PageState.ALLOCATED or page._refcount <= 0:
+        v.append(Violation("lru_page_in_use", f"pfn {pfn:#x} on {name} is "
+                           f"{page.state.name} with _refcount {page._refcount}"))
     return v
 
 
