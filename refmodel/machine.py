@@ -80,7 +80,10 @@ class Machine:
     def _after_op(self) -> None:
         """Runs after every task operation (see docs/scope.md, "Deterministic points"):
         OOM-killed tasks exit, then a woken kswapd runs until it sleeps again."""
-        self._exit_killed_tasks()
+        for t in self.tasks.values():  # mostly nobody was killed: no pid sort then
+            if t.sigkill_pending:
+                self._exit_killed_tasks()
+                break
         if self.pgdat.kswapd_woken:
             kswapd(self.pgdat)
 
@@ -196,23 +199,27 @@ class Machine:
     # User memory, through the page tables: bytes, or the signal the access raised.
     def read(self, task: Task, addr: int, n: int) -> bytes | SigInfo:
         """Load n bytes at addr as the task would (faults taken on the way)."""
-        if task.mm is None:
+        mm = task.mm
+        if mm is None:
             raise ValueError(f"{task} has exited")
-        self._enter(task)
+        self.current = task  # _enter and _leave, written out: every load comes here
         try:
-            return user_read(self.pgdat, task.mm, addr & _ULONG, n)
+            return user_read(self.pgdat, mm, addr & _ULONG, n)
         finally:
-            self._leave()
+            self.current = None
+            self._after_op()
 
     def write(self, task: Task, addr: int, data: bytes) -> int | SigInfo:
         """Store data at addr as the task would: the bytes stored, or the signal."""
-        if task.mm is None:
+        mm = task.mm
+        if mm is None:
             raise ValueError(f"{task} has exited")
-        self._enter(task)
+        self.current = task  # _enter and _leave, written out: every store comes here
         try:
-            return user_write(self.pgdat, task.mm, addr & _ULONG, data)
+            return user_write(self.pgdat, mm, addr & _ULONG, data)
         finally:
-            self._leave()
+            self.current = None
+            self._after_op()
 
     def fetch(self, task: Task, addr: int, n: int) -> bytes | SigInfo:
         """An instruction fetch of n bytes at addr (X86_PF_INSTR faults)."""

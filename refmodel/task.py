@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from refmodel.arch.x86.cpu import ACCESS_OK, GP_FAULT, cpu_translate
+from refmodel.arch.x86.cpu import GP_FAULT, cpu_translate
 from refmodel.arch.x86.fault import (
     SI_KERNEL,
     SIGKILL,
@@ -20,7 +20,7 @@ from refmodel.arch.x86.fault import (
     exc_general_protection,
     exc_page_fault,
 )
-from refmodel.arch.x86.pgtable_types import PAGE_SHIFT, PAGE_SIZE, PTE_PFN_MASK
+from refmodel.arch.x86.pgtable_types import PAGE_SIZE
 from refmodel.bugs import KernelBug
 from refmodel.mm.mm_types import mm_struct
 from refmodel.mm.mmzone import pglist_data
@@ -54,13 +54,12 @@ def _page_access(pgdat: pglist_data, mm: mm_struct, addr: int, write: bool,
     """Translate one page's access, taking faults as the CPU would: the pfn, or the
     signal that ended it."""
     for _ in range(MAX_FAULTS_PER_ACCESS):
-        code, ptep = cpu_translate(pgdat, mm.pgd, mm.paging_levels, addr, write, instr)
-        if code == ACCESS_OK:
-            pte = pgdat.pgtables[ptep >> PAGE_SHIFT][(ptep >> 3) & 511]
-            return (pte & PTE_PFN_MASK) >> PAGE_SHIFT
-        if code == GP_FAULT:
+        pfn = cpu_translate(pgdat, mm.pgd, mm.paging_levels, addr, write, instr)
+        if pfn >= 0:
+            return pfn
+        if pfn == GP_FAULT:
             return exc_general_protection(addr)
-        sig = exc_page_fault(pgdat, mm, code, addr)
+        sig = exc_page_fault(pgdat, mm, ~pfn, addr)
         fatal = pgdat.hooks.fatal_signal_pending
         if fatal is not None and fatal():
             # On the way back to user mode get_signal finds the group exit (the OOM
@@ -76,15 +75,16 @@ def user_read(pgdat: pglist_data, mm: mm_struct, addr: int, n: int,
               instr: bool = False) -> bytes | SigInfo:
     """Load (or fetch) ``n`` bytes at ``addr``; page by page, stopping at a signal."""
     out = bytearray()
-    end = addr + n
-    while addr < end:
-        chunk = min(end, (addr | (PAGE_SIZE - 1)) + 1) - addr
+    done = 0
+    while done < n:
+        off = addr & (PAGE_SIZE - 1)
+        chunk = PAGE_SIZE - off if PAGE_SIZE - off < n - done else n - done
         r = _page_access(pgdat, mm, addr, False, instr)
         if isinstance(r, SigInfo):
             return r
         data = pgdat.page_data.get(r)
-        off = addr & (PAGE_SIZE - 1)
         out += data[off:off + chunk] if data is not None else bytes(chunk)
+        done += chunk
         addr += chunk
     return bytes(out)
 
@@ -92,19 +92,19 @@ def user_read(pgdat: pglist_data, mm: mm_struct, addr: int, n: int,
 def user_write(pgdat: pglist_data, mm: mm_struct, addr: int, data: bytes) -> int | SigInfo:
     """Store ``data`` at ``addr``, page by page; the bytes written, or the signal that
     stopped the store (earlier pages keep what was written, as a real store loop would)."""
-    done = 0
-    end = addr + len(data)
     page_data = pgdat.page_data
-    while addr < end:
-        chunk = min(end, (addr | (PAGE_SIZE - 1)) + 1) - addr
+    n = len(data)
+    done = 0
+    while done < n:
+        off = addr & (PAGE_SIZE - 1)
+        chunk = PAGE_SIZE - off if PAGE_SIZE - off < n - done else n - done
         r = _page_access(pgdat, mm, addr, True, False)
         if isinstance(r, SigInfo):
             return r
         buf = page_data.get(r)
         if buf is None:
             buf = page_data[r] = bytearray(PAGE_SIZE)
-        off = addr & (PAGE_SIZE - 1)
-        buf[off:off + chunk] = data[done:done + chunk]
+        buf[off:off + chunk] = data if chunk == n else data[done:done + chunk]
         done += chunk
         addr += chunk
     return done

@@ -34,13 +34,13 @@ from refmodel.arch.x86.fault import (
     SIGSEGV,
     SigInfo,
 )
-from refmodel.arch.x86.pgtable import pte_pfn
 from refmodel.arch.x86.pgtable_types import (
     _PAGE_PRESENT,
     _PAGE_PROTNONE,
     _PAGE_PSE,
     _PAGE_RW,
     _PAGE_SPECIAL,
+    MASK64,
     PAGE_SHIFT,
     PAGE_SIZE,
     PTE_PFN_MASK,
@@ -107,6 +107,14 @@ def _leaf_entries(pgdat: pglist_data, mm: mm_struct,
     return out
 
 
+def pfn_of_pte(pte: int) -> int:
+    """pte_pfn for a plain int (the pfn of a PROT_NONE pte is stored inverted), without
+    the BitOps indirection: it runs for every pte after every step."""
+    if pte and not pte & _PAGE_PRESENT:
+        pte ^= MASK64
+    return (pte & PTE_PFN_MASK) >> PAGE_SHIFT
+
+
 def user_leaves(pgdat: pglist_data, mm: mm_struct) -> list[tuple[int, int]]:
     """(address, pte) of every present (or PROT_NONE) pte in mm's user half."""
     return _leaf_entries(pgdat, mm, lambda val: bool(val & (_PAGE_PRESENT | _PAGE_PROTNONE)))
@@ -129,10 +137,15 @@ def collect(pgdat: pglist_data, mms: Sequence[mm_struct], files: Iterable[file],
     """Index every present pte by pfn (``leaves``: each mm's (address, pte) list if the
     caller has walked the tables already) and every cached page."""
     out = Mappings(mms)
+    by_pfn = out.by_pfn
     for n, mm in enumerate(mms):
         for addr, pte in (leaves[n] if leaves is not None else user_leaves(pgdat, mm)):
-            pfn = pte_pfn(pte)  # PROT_NONE ptes hold the pfn inverted
-            out.by_pfn.setdefault(pfn, []).append((n, addr, pte))
+            pfn = pfn_of_pte(pte)
+            users = by_pfn.get(pfn)
+            if users is None:
+                by_pfn[pfn] = [(n, addr, pte)]
+            else:
+                users.append((n, addr, pte))
     for f in files:
         for index, page in f.f_mapping.i_pages.items():
             out.cached[page.pfn] = (f, index)

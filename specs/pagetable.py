@@ -10,15 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from refmodel.arch.x86.pgtable import (
-    KERNEL_PGD_BOUNDARY,
-    pmd_bad,
-    pte_pfn,
-    pte_present,
-    pud_bad,
-    swapper_pg_dir_entries,
-)
+from refmodel.arch.x86.pgtable import KERNEL_PGD_BOUNDARY, swapper_pg_dir_entries
 from refmodel.arch.x86.pgtable_types import (
+    _PAGE_PRESENT,
+    _PAGE_PROTNONE,
     _PAGE_SPECIAL,
     _PAGE_TABLE,
     PAGE_SHIFT,
@@ -30,6 +25,7 @@ from refmodel.mm.mm_types import mm_struct
 from refmodel.mm.mmzone import pglist_data
 from refmodel.mm.types import PageState, PageType
 from refmodel.specs import Violation
+from refmodel.specs.cow import pfn_of_pte
 
 _PG_table = int(PageType.PG_table)
 
@@ -43,6 +39,8 @@ class TableTree:
     duplicates: list[tuple[int, str]] = field(default_factory=list)
     leaves: list[tuple[int, int]] = field(default_factory=list)  # (address, pte)
     malformed: list[str] = field(default_factory=list)
+    pgd_user_slots: int = 0  # how many entries of the pgd's dict lie below slot 256
+    slot_past_511: bool = False  # a lower table holds an index >= 512 (no store makes one)
 
 
 def _levels_below_pgd(levels: int) -> list[str]:
@@ -52,55 +50,69 @@ def _levels_below_pgd(levels: int) -> list[str]:
 _SHIFTS = {"p4d": 39, "pud": 30, "pmd": 21, "pte": 12}
 
 
+_KERNEL_PGD_SLOTS = frozenset(range(PGD_KERNEL_START, 512))
+_FLAGS = ~PTE_PFN_MASK
+
+
 def user_table_tree(pgdat: pglist_data, mm: mm_struct) -> TableTree:
     """Every table reachable from the user half (pgd slots 0..255) of ``mm``'s pgd."""
     tree = TableTree(mm)
     if not mm.pgd:
         return tree
-    tree.tables[mm.pgd] = "pgd"
+    tables = tree.tables
+    tables[mm.pgd] = "pgd"
+    leaves = tree.leaves
+    pgtables = pgdat.pgtables
     below = _levels_below_pgd(mm.paging_levels)
+    shifts = [_SHIFTS[lv] for lv in below]
+    last = len(below) - 1
     pgd_shift = 48 if mm.paging_levels == 5 else 39
 
     def descend(table_pfn: int, depth: int, base: int) -> None:
-        level = below[depth]
-        entries = pgdat.pgtables.get(table_pfn, {})
-        for idx in sorted(entries):
+        entries = pgtables.get(table_pfn, {})
+        shift = shifts[depth]
+        idxs = sorted(entries)
+        if idxs and idxs[-1] >= 512:
+            tree.slot_past_511 = True
+        if depth == last:
+            for idx in idxs:
+                val = entries[idx]
+                if val & (_PAGE_PRESENT | _PAGE_PROTNONE):  # pte_present
+                    leaves.append((base | (idx << shift), val))
+            return
+        for idx in idxs:
             val = entries[idx]
-            addr = base | (idx << _SHIFTS[level])
-            if level == "pte":
-                if pte_present(val):
-                    tree.leaves.append((addr, val))
+            if val & ~0x60 == 0:  # none
                 continue
-            _child(val, depth + 1, addr, f"{level}[{idx}] of table {table_pfn:#x}")
+            # An entry whose flags are exactly _PAGE_TABLE is never pmd_bad or pud_bad.
+            if val & _FLAGS != _PAGE_TABLE:
+                tree.malformed.append(f"{below[depth]}[{idx}] of table {table_pfn:#x} = "
+                                      f"{val:#x} is not a user table entry")
+                continue
+            pfn = (val & PTE_PFN_MASK) >> PAGE_SHIFT
+            if pfn in tables:
+                tree.duplicates.append((pfn, below[depth + 1]))
+                continue
+            tables[pfn] = below[depth + 1]
+            descend(pfn, depth + 1, base | (idx << shift))
 
-    def _child(val: int, depth: int, base: int, where: str) -> None:
-        level = below[depth]
-        if val & ~0x60 == 0:  # none
-            return
-        bad = pmd_bad(val) if below[depth - 1] == "pmd" else pud_bad(val)
-        if val & ~PTE_PFN_MASK != _PAGE_TABLE or bad:
-            tree.malformed.append(f"{where} = {val:#x} is not a user table entry")
-            return
-        pfn = (val & PTE_PFN_MASK) >> PAGE_SHIFT
-        if pfn in tree.tables:
-            tree.duplicates.append((pfn, level))
-            return
-        tree.tables[pfn] = level
-        descend(pfn, depth, base)
-
-    pgd_entries = pgdat.pgtables.get(mm.pgd, {})
-    for idx in sorted(i for i in pgd_entries if i < PGD_KERNEL_START):
+    pgd_entries = pgtables.get(mm.pgd, {})
+    # The kernel half (over 200 slots) is dropped at C speed before the sort.
+    user_slots = sorted(i for i in pgd_entries.keys() - _KERNEL_PGD_SLOTS
+                        if i < PGD_KERNEL_START)
+    tree.pgd_user_slots = len(user_slots)
+    for idx in user_slots:
         val = pgd_entries[idx]
         if val:
             base = idx << pgd_shift
-            if val & ~PTE_PFN_MASK != _PAGE_TABLE:
+            if val & _FLAGS != _PAGE_TABLE:
                 tree.malformed.append(f"pgd[{idx}] = {val:#x} is not a user table entry")
                 continue
             pfn = (val & PTE_PFN_MASK) >> PAGE_SHIFT
-            if pfn in tree.tables:
+            if pfn in tables:
                 tree.duplicates.append((pfn, below[0]))
                 continue
-            tree.tables[pfn] = below[0]
+            tables[pfn] = below[0]
             descend(pfn, 0, base)
     return tree
 
@@ -150,12 +162,26 @@ def tables_reachable_once(pgdat: pglist_data, mms: Sequence[mm_struct],
     return v
 
 
+_KERNEL_HALF: dict[tuple[int, int], dict[int, int]] = {}
+
+
+def _kernel_half(levels: int, nr_pages: int) -> dict[int, int]:
+    """The non-empty kernel-half slots every pgd copies from swapper_pg_dir (a pure
+    function of its arguments, so computed once per pair)."""
+    want = _KERNEL_HALF.get((levels, nr_pages))
+    if want is None:
+        boundary = KERNEL_PGD_BOUNDARY(levels)
+        swapper = swapper_pg_dir_entries(levels, nr_pages)
+        want = {i: e for i, e in swapper.items() if i >= boundary and e}
+        _KERNEL_HALF[(levels, nr_pages)] = want
+    return want
+
+
 def table_entries_well_formed(pgdat: pglist_data, mms: Sequence[mm_struct],
         trees: list[TableTree] | None = None) -> list[Violation]:
     """Every non-empty entry above the pte level is a _PAGE_TABLE entry (P|RW|U|A|D) for a
     table below; pgd slots 256..272 are empty and 273..511 are swapper_pg_dir's."""
     v = []
-    kernel_half: dict[int, dict[int, int]] = {}  # levels -> the kernel half every pgd has
     for n, tree in enumerate(_trees(pgdat, mms, trees)):
         v += [Violation("table_entries_well_formed", f"mm #{n}: {m}") for m in tree.malformed]
         mm = tree.mm
@@ -163,13 +189,12 @@ def table_entries_well_formed(pgdat: pglist_data, mms: Sequence[mm_struct],
             continue
         pgd = pgdat.pgtables.get(mm.pgd, {})
         boundary = KERNEL_PGD_BOUNDARY(mm.paging_levels)
-        want_half = kernel_half.get(mm.paging_levels)
-        if want_half is None:
-            swapper = swapper_pg_dir_entries(mm.paging_levels, pgdat.node_spanned_pages)
-            want_half = {i: e for i, e in swapper.items() if i >= boundary and e}
-            kernel_half[mm.paging_levels] = want_half
-        if {i: e for i, e in pgd.items() if i >= PGD_KERNEL_START} == want_half:
-            continue  # the common case, compared at once; the loop below names the slots
+        want_half = _kernel_half(mm.paging_levels, pgdat.node_spanned_pages)
+        # The common case, compared at C speed: every wanted entry is there and the pgd
+        # has no other entry at or above PGD_KERNEL_START (all wanted slots are); the
+        # loop below names the slots.
+        if len(pgd) - tree.pgd_user_slots == len(want_half) and want_half.items() <= pgd.items():
+            continue
         swapper = swapper_pg_dir_entries(mm.paging_levels, pgdat.node_spanned_pages)
         for idx in range(PGD_KERNEL_START, 512):
             want = swapper.get(idx, 0) if idx >= boundary else 0
@@ -223,7 +248,7 @@ def present_leaves_map_allocated_pages(pgdat: pglist_data,
     v = []
     for n, tree in enumerate(_trees(pgdat, mms, trees)):
         for addr, pte in tree.leaves:
-            pfn = pte_pfn(pte)
+            pfn = pfn_of_pte(pte)
             if pfn == ZERO_PFN and pte & _PAGE_SPECIAL:
                 continue
             page = pgdat.mem_map.get(pfn)

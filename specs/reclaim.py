@@ -20,7 +20,7 @@ from refmodel.mm.mm_types import anon_vma, mm_struct
 from refmodel.mm.mmzone import LRU_NAMES, NR_LRU_LISTS, pglist_data
 from refmodel.mm.swapfile import SWAP_HAS_CACHE, SWAP_MAP_BAD
 from refmodel.mm.swapops import pte_to_swp_entry, swp_offset, swp_type
-from refmodel.mm.types import PageFlags, PageState
+from refmodel.mm.types import Page, PageFlags, PageState
 from refmodel.specs import Violation
 from refmodel.specs.cow import user_swap_ptes
 
@@ -28,6 +28,7 @@ PG_lru = int(PageFlags.PG_lru)
 PG_active = int(PageFlags.PG_active)
 PG_unevictable = int(PageFlags.PG_unevictable)
 PG_swapbacked = int(PageFlags.PG_swapbacked)
+_ALLOCATED = PageState.ALLOCATED
 
 
 def lru_lists_consistent(pgdat: pglist_data) -> list[Violation]:
@@ -39,29 +40,19 @@ def lru_lists_consistent(pgdat: pglist_data) -> list[Violation]:
     seen: dict[int, int] = {}
     for lru in range(NR_LRU_LISTS):
         per_zone = [0] * len(lv.lru_zone_size[lru])
+        # The flags a page on this list must have (and lack), as one mask and value.
+        if lru == 4:
+            mask = want = PG_lru | PG_unevictable
+        else:
+            mask = PG_lru | PG_unevictable | PG_active | PG_swapbacked
+            want = (PG_lru | (PG_active if lru & 1 else 0)
+                    | (PG_swapbacked if lru < 2 else 0))
         for pfn, page in lv.lists[lru].items():
-            name = LRU_NAMES[lru]
-            if pfn in seen:
-                v.append(Violation("lru_one_list", f"pfn {pfn:#x} is on {name} and "
-                                   f"{LRU_NAMES[seen[pfn]]}"))
+            if (pfn in seen or page.pfn != pfn or page.flags & mask != want
+                    or page.state is not _ALLOCATED or page._refcount <= 0):
+                v += _lru_page_violations(lru, pfn, page, seen)
             seen[pfn] = lru
             per_zone[page.zone_idx] += 1
-            if page.pfn != pfn or not page.flags & PG_lru:
-                v.append(Violation("lru_flag", f"pfn {pfn:#x} on {name} without PG_lru"))
-            unevictable = lru == 4
-            if bool(page.flags & PG_unevictable) != unevictable:
-                v.append(Violation("lru_unevictable_flag", f"pfn {pfn:#x} on {name} with "
-                                   f"flags {page.flags:#x}"))
-            if not unevictable:
-                if bool(page.flags & PG_active) != bool(lru & 1):
-                    v.append(Violation("lru_active_flag", f"pfn {pfn:#x} on {name} with "
-                                       f"PG_active {bool(page.flags & PG_active)}"))
-                if bool(page.flags & PG_swapbacked) == (lru >= 2):
-                    v.append(Violation("lru_type", f"pfn {pfn:#x} on {name} with "
-                                       f"PG_swapbacked {bool(page.flags & PG_swapbacked)}"))
-            if page.state is not PageState.ALLOCATED or page._refcount <= 0:
-                v.append(Violation("lru_page_in_use", f"pfn {pfn:#x} on {name} is "
-                                   f"{page.state.name} with _refcount {page._refcount}"))
         if per_zone != lv.lru_zone_size[lru]:
             v.append(Violation("lru_size", f"{LRU_NAMES[lru]}: lru_zone_size "
                                f"{lv.lru_zone_size[lru]}, lists hold {per_zone}"))
@@ -70,6 +61,33 @@ def lru_lists_consistent(pgdat: pglist_data) -> list[Violation]:
         stray = mem_map.get(pfn)
         if stray is not None and stray.flags & PG_lru and pfn not in seen:
             v.append(Violation("lru_flag", f"pfn {pfn:#x} has PG_lru but is on no list"))
+    return v
+
+
+def _lru_page_violations(lru: int, pfn: int, page: Page,
+                         seen: dict[int, int]) -> list[Violation]:
+    """What is wrong with one page on LRU list ``lru`` (the wordy half of the check)."""
+    v = []
+    name = LRU_NAMES[lru]
+    if pfn in seen:
+        v.append(Violation("lru_one_list", f"pfn {pfn:#x} is on {name} and "
+                           f"{LRU_NAMES[seen[pfn]]}"))
+    if page.pfn != pfn or not page.flags & PG_lru:
+        v.append(Violation("lru_flag", f"pfn {pfn:#x} on {name} without PG_lru"))
+    unevictable = lru == 4
+    if bool(page.flags & PG_unevictable) != unevictable:
+        v.append(Violation("lru_unevictable_flag", f"pfn {pfn:#x} on {name} with "
+                           f"flags {page.flags:#x}"))
+    if not unevictable:
+        if bool(page.flags & PG_active) != bool(lru & 1):
+            v.append(Violation("lru_active_flag", f"pfn {pfn:#x} on {name} with "
+                               f"PG_active {bool(page.flags & PG_active)}"))
+        if bool(page.flags & PG_swapbacked) == (lru >= 2):
+            v.append(Violation("lru_type", f"pfn {pfn:#x} on {name} with "
+                               f"PG_swapbacked {bool(page.flags & PG_swapbacked)}"))
+    if page.state is not PageState.ALLOCATED or page._refcount <= 0:
+        v.append(Violation("lru_page_in_use", f"pfn {pfn:#x} on {name} is "
+                           f"{page.state.name} with _refcount {page._refcount}"))
     return v
 
 
@@ -128,17 +146,29 @@ def rmap_consistent(mms: Sequence[mm_struct]) -> list[Violation]:
     v: list[Violation] = []
     avs: dict[int, anon_vma] = {}
     live: set[int] = set()
+    # Identity membership ("x is y for some x in the list"), by the lists' ids, each list
+    # read once: this runs after every step.
+    tree_ids: dict[int, set[int]] = {}
+    chain_ids: dict[int, set[int]] = {}
+
+    def in_tree(av: anon_vma) -> set[int]:
+        ids = tree_ids.get(id(av))
+        if ids is None:
+            ids = tree_ids[id(av)] = {id(x) for x in av.rb_root}
+        return ids
+
     for mm in mms:
         vma = mm.mmap
         while vma is not None:
             live.add(id(vma))
-            for av in vma.anon_vma_chain:
+            chain = vma.anon_vma_chain
+            chain_ids[id(vma)] = {id(x) for x in chain}
+            for av in chain:
                 avs[id(av)] = av
-                if not any(x is vma for x in av.rb_root):
+                if id(vma) not in in_tree(av):
                     v.append(Violation("anon_vma_tree", f"{vma} is on {av}'s chain but not "
                                        f"in its tree"))
-            if vma.anon_vma is not None and not any(
-                    x is vma.anon_vma for x in vma.anon_vma_chain):
+            if vma.anon_vma is not None and id(vma.anon_vma) not in chain_ids[id(vma)]:
                 v.append(Violation("anon_vma_chain", f"{vma}'s anon_vma is not on its chain"))
             f = vma.vm_file
             if f is not None and not any(x is vma for x in f.f_mapping.i_mmap):
@@ -146,7 +176,9 @@ def rmap_consistent(mms: Sequence[mm_struct]) -> list[Violation]:
             vma = vma.vm_next
     for av in avs.values():
         for vma in av.rb_root:
-            if id(vma) not in live or not any(x is av for x in vma.anon_vma_chain):
+            # a VMA that is not live may not be alive at all: its chain is read directly
+            if id(vma) not in live or id(av) not in (
+                    chain_ids.get(id(vma)) or {id(x) for x in vma.anon_vma_chain}):
                 v.append(Violation("anon_vma_tree", f"{av}'s tree holds {vma}, which is "
                                    f"gone or not linked to it"))
     return v

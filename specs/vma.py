@@ -56,11 +56,12 @@ def _name(v: vm_area_struct) -> str:
     return f"VMA [{v.vm_start:#x}, {v.vm_end:#x})"
 
 
-def vma_list_and_tree_agree(mm: mm_struct) -> list[Violation]:
+def vma_list_and_tree_agree(mm: mm_struct,
+                            lst: list[vm_area_struct] | None = None) -> list[Violation]:
     """mm->mmap, vm_next/vm_prev and the ordered index hold the same VMAs in the same
     order, and every VMA points back to its mm."""
     out = []
-    lst = vmas(mm)
+    lst = vmas(mm) if lst is None else lst
     tree = mm.mm_rb.snapshot()
     if len(lst) != len(tree) or any(a is not b for a, b in zip(lst, tree, strict=False)):
         out.append(Violation("vma_list_and_tree_agree",
@@ -86,10 +87,11 @@ def free_gap_index_consistent(mm: mm_struct) -> list[Violation]:
     return [Violation("free_gap_index_consistent", msg) for msg in mm.mm_rb.validate()]
 
 
-def vma_page_aligned_and_nonempty(mm: mm_struct) -> list[Violation]:
+def vma_page_aligned_and_nonempty(mm: mm_struct,
+                                  lst: list[vm_area_struct] | None = None) -> list[Violation]:
     """Every VMA starts and ends on a page boundary and is at least a page long."""
     out = []
-    for v in vmas(mm):
+    for v in (vmas(mm) if lst is None else lst):
         if v.vm_start % PAGE_SIZE or v.vm_end % PAGE_SIZE:
             out.append(Violation("vma_page_aligned", f"{_name(v)} is not page aligned"))
         if v.vm_end <= v.vm_start:
@@ -97,32 +99,35 @@ def vma_page_aligned_and_nonempty(mm: mm_struct) -> list[Violation]:
     return out
 
 
-def vmas_sorted_and_disjoint(mm: mm_struct) -> list[Violation]:
+def vmas_sorted_and_disjoint(mm: mm_struct,
+                             lst: list[vm_area_struct] | None = None) -> list[Violation]:
     """VMAs are in address order and no two share an address."""
     out = []
-    for a, b in itertools.pairwise(vmas(mm)):
+    for a, b in itertools.pairwise(vmas(mm) if lst is None else lst):
         if b.vm_start < a.vm_end:
             out.append(Violation("no_vma_overlap", f"{_name(a)} and {_name(b)} overlap or are "
                                                    "out of order"))
     return out
 
 
-def vmas_inside_user_range(mm: mm_struct) -> list[Violation]:
+def vmas_inside_user_range(mm: mm_struct,
+                           lst: list[vm_area_struct] | None = None) -> list[Violation]:
     """Every VMA lies in [mmap_min_addr, TASK_SIZE) (from 0 for a task with
     CAP_SYS_RAWIO, which may map below mmap_min_addr)."""
     out = []
     low = 0 if mm.cap_sys_rawio else mm.vm_globals.mmap_min_addr
-    for v in vmas(mm):
+    for v in (vmas(mm) if lst is None else lst):
         if v.vm_start < low or v.vm_end > mm.task_size:
             out.append(Violation("vma_inside_user_range",
                                  f"{_name(v)} leaves [{low:#x}, {mm.task_size:#x})"))
     return out
 
 
-def map_count_matches(mm: mm_struct) -> list[Violation]:
+def map_count_matches(mm: mm_struct,
+                      lst: list[vm_area_struct] | None = None) -> list[Violation]:
     """mm->map_count is the number of VMAs; highest_vm_end is the last VMA's end."""
     out = []
-    lst = vmas(mm)
+    lst = vmas(mm) if lst is None else lst
     if mm.map_count != len(lst):
         out.append(Violation("map_count_matches",
                              f"map_count {mm.map_count} but {len(lst)} VMAs"))
@@ -133,11 +138,12 @@ def map_count_matches(mm: mm_struct) -> list[Violation]:
     return out
 
 
-def accounting_matches(mm: mm_struct) -> list[Violation]:
+def accounting_matches(mm: mm_struct,
+                       lst: list[vm_area_struct] | None = None) -> list[Violation]:
     """total_vm, exec_vm, stack_vm, data_vm and locked_vm are the page counts of the VMAs
     that vm_stat_account classifies that way."""
     total = exec_ = stack = data = locked = 0
-    for v in vmas(mm):
+    for v in (vmas(mm) if lst is None else lst):
         n = (v.vm_end - v.vm_start) >> PAGE_SHIFT
         f = v.vm_flags
         total += n
@@ -169,10 +175,11 @@ def expected_page_prot(v: vm_area_struct) -> int:
     return protection_map[f & (VM_READ | VM_WRITE | VM_EXEC | VM_SHARED)]
 
 
-def vm_page_prot_agrees_with_flags(mm: mm_struct) -> list[Violation]:
+def vm_page_prot_agrees_with_flags(mm: mm_struct,
+                                   lst: list[vm_area_struct] | None = None) -> list[Violation]:
     """Every VMA's vm_page_prot is what vm_flags call for (pkey 0, default caching)."""
     out = []
-    for v in vmas(mm):
+    for v in (vmas(mm) if lst is None else lst):
         want = expected_page_prot(v)
         if v.vm_page_prot != want:
             out.append(Violation("vm_page_prot_agrees",
@@ -198,10 +205,11 @@ def would_merge(a: vm_area_struct, b: vm_area_struct) -> bool:
             and a.anon_vma is None and b.anon_vma is None)
 
 
-def mergeable_neighbours_are_merged(mm: mm_struct) -> list[Violation]:
+def mergeable_neighbours_are_merged(mm: mm_struct,
+                                    lst: list[vm_area_struct] | None = None) -> list[Violation]:
     """No two neighbouring VMAs are ones 5.10 would have merged."""
     out = []
-    for a, b in itertools.pairwise(vmas(mm)):
+    for a, b in itertools.pairwise(vmas(mm) if lst is None else lst):
         if would_merge(a, b):
             out.append(Violation("mergeable_neighbours_merged",
                                  f"{_name(a)} and {_name(b)} should be one VMA"))
@@ -241,13 +249,15 @@ def _user_ptes(mm: mm_struct) -> list[tuple[int, int]]:
     return out
 
 
-def no_present_pte_outside_or_above_vma(mm: mm_struct) -> list[Violation]:
+def no_present_pte_outside_or_above_vma(
+        mm: mm_struct, ptes: list[tuple[int, int]] | None = None) -> list[Violation]:
     """Every present user PTE lies inside a VMA and grants no more than it: writable only
     in a VM_WRITE VMA, executable only in a VM_EXEC one, present only if the VMA allows
-    some access."""
+    some access. (``ptes``: what _user_ptes(mm) returns, if the caller has it.)"""
     out = []
-    for addr, pte in _user_ptes(mm):
-        v = mm.mm_rb.find(addr)
+    find = mm.mm_rb.find
+    for addr, pte in _user_ptes(mm) if ptes is None else ptes:
+        v = find(addr)
         if v is None or v.vm_start > addr:
             out.append(Violation("no_pte_outside_vma", f"present PTE at {addr:#x} in no VMA"))
             continue
@@ -279,12 +289,16 @@ VMA_INVARIANTS: tuple[Callable[[mm_struct], list[Violation]], ...] = (
 )
 
 
-def check_vma(mm: mm_struct) -> list[Violation]:
-    """Every address-space invariant."""
-    out: list[Violation] = []
-    for inv in VMA_INVARIANTS:
-        out.extend(inv(mm))
-    return out
+def check_vma(mm: mm_struct, ptes: list[tuple[int, int]] | None = None) -> list[Violation]:
+    """Every address-space invariant, over one read of the VMA list (``ptes``: the mm's
+    present user ptes as _user_ptes lists them, if the caller has walked the tables)."""
+    lst = vmas(mm)
+    return (vma_list_and_tree_agree(mm, lst) + free_gap_index_consistent(mm)
+            + vma_page_aligned_and_nonempty(mm, lst) + vmas_sorted_and_disjoint(mm, lst)
+            + vmas_inside_user_range(mm, lst) + map_count_matches(mm, lst)
+            + accounting_matches(mm, lst) + vm_page_prot_agrees_with_flags(mm, lst)
+            + mergeable_neighbours_are_merged(mm, lst)
+            + no_present_pte_outside_or_above_vma(mm, ptes))
 
 
 def vma_state(mm: mm_struct) -> tuple[object, ...]:

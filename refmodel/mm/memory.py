@@ -256,15 +256,17 @@ def __pte_alloc(pgdat: pglist_data, mm: mm_struct, pmd: int) -> int:
 
 
 # --------------------------------------------------------------------------------------------
-# The inline fast paths (include/linux/mm.h)
+# The inline fast paths (include/linux/mm.h). They run on every fault: read_entry is inlined.
+
+_NO_ENTRIES: dict[int, int] = {}
 
 
 @kernel(MM_H)
 def p4d_alloc(pgdat: pglist_data, mm: mm_struct, pgd: int, address: int) -> int | None:
     """Models include/linux/mm.h:p4d_alloc: the p4d entry, or None if __p4d_alloc failed.
     With 4-level paging pgd_none is always false, so this is p4d_offset (the pgd entry)."""
-    if _pgd_none(read_entry(pgdat, pgd), pgdat.paging_levels) and __p4d_alloc(
-            pgdat, mm, pgd, address):
+    pgdval = pgdat.pgtables.get(pgd >> PAGE_SHIFT, _NO_ENTRIES).get((pgd >> 3) & 511, 0)
+    if _pgd_none(pgdval, pgdat.paging_levels) and __p4d_alloc(pgdat, mm, pgd, address):
         return None
     return p4d_offset(pgdat, pgd, address)
 
@@ -272,7 +274,8 @@ def p4d_alloc(pgdat: pglist_data, mm: mm_struct, pgd: int, address: int) -> int 
 @kernel(MM_H)
 def pud_alloc(pgdat: pglist_data, mm: mm_struct, p4d: int, address: int) -> int | None:
     """Models include/linux/mm.h:pud_alloc(mm, p4d, address) (it takes the p4d entry)."""
-    if _p4d_none(read_entry(pgdat, p4d)) and __pud_alloc(pgdat, mm, p4d, address):
+    p4dval = pgdat.pgtables.get(p4d >> PAGE_SHIFT, _NO_ENTRIES).get((p4d >> 3) & 511, 0)
+    if _p4d_none(p4dval) and __pud_alloc(pgdat, mm, p4d, address):
         return None
     return pud_offset(pgdat, p4d, address)
 
@@ -280,7 +283,8 @@ def pud_alloc(pgdat: pglist_data, mm: mm_struct, p4d: int, address: int) -> int 
 @kernel(MM_H)
 def pmd_alloc(pgdat: pglist_data, mm: mm_struct, pud: int, address: int) -> int | None:
     """Models include/linux/mm.h:pmd_alloc(mm, pud, address)."""
-    if _pud_none(read_entry(pgdat, pud)) and __pmd_alloc(pgdat, mm, pud, address):
+    pudval = pgdat.pgtables.get(pud >> PAGE_SHIFT, _NO_ENTRIES).get((pud >> 3) & 511, 0)
+    if _pud_none(pudval) and __pmd_alloc(pgdat, mm, pud, address):
         return None
     return pmd_offset(pgdat, pud, address)
 
@@ -289,7 +293,8 @@ def pmd_alloc(pgdat: pglist_data, mm: mm_struct, pud: int, address: int) -> int 
 def pte_alloc(pgdat: pglist_data, mm: mm_struct, pmd: int) -> int:
     """Models the include/linux/mm.h macro pte_alloc(mm, pmd): 0 on success, non-zero (1) on
     failure. It returns no pointer and maps nothing: it only makes sure a pte table exists."""
-    return int(_pmd_none(read_entry(pgdat, pmd)) and __pte_alloc(pgdat, mm, pmd) != 0)
+    pmdval = pgdat.pgtables.get(pmd >> PAGE_SHIFT, _NO_ENTRIES).get((pmd >> 3) & 511, 0)
+    return int(_pmd_none(pmdval) and __pte_alloc(pgdat, mm, pmd) != 0)
 
 
 @kernel(MM_H)

@@ -116,6 +116,9 @@ from refmodel.trace import kernel
 F = "mm/memory.c"
 MM_H = "include/linux/mm.h"
 PG_uptodate = int(PageFlags.PG_uptodate)
+GFP_KERNEL = G.GFP_KERNEL
+_NO_ENTRIES: dict[int, int] = {}
+_NOT_ERRATUM = ~_PAGE_KNL_ERRATUM_MASK  # pte_none / pmd_none ignore these bits
 PG_mlocked = int(PageFlags.PG_mlocked)
 RMAP_EXCLUSIVE = 0x1  # include/linux/rmap.h
 FAULT_AROUND_BYTES = 65536  # fault_around_bytes (debugfs-tunable; 64 KiB by default)
@@ -169,7 +172,7 @@ def __get_fault_gfp_mask(vma: vm_area_struct) -> int:
     """Models mm/memory.c:__get_fault_gfp_mask: the file mapping's mask, with FS and IO."""
     if vma.vm_file is not None:
         return mapping_gfp_mask(vma.vm_file.f_mapping) | G.__GFP_FS | G.__GFP_IO
-    return G.GFP_KERNEL
+    return GFP_KERNEL
 
 
 # --------------------------------------------------------------------------------------------
@@ -191,7 +194,7 @@ def _handle_mm_fault(pgdat: pglist_data, vma: vm_area_struct, address: int,
     mm = vma.vm_mm
     assert mm is not None
     vmf = vm_fault(pgdat, vma, address & PAGE_MASK, flags, linear_page_index(vma, address),
-                   __get_fault_gfp_mask(vma), real_address=address)
+                   __get_fault_gfp_mask(vma), address)  # the last: real_address
     pgd = pgd_offset(mm, address)
     p4d = p4d_alloc(pgdat, mm, pgd, address)
     if p4d is None:
@@ -216,13 +219,15 @@ def handle_pte_fault(vmf: vm_fault) -> int:
     non-present pte → do_swap_page (not modelled); a write to a read-only pte → do_wp_page;
     otherwise only the accessed/dirty bits are brought up to date."""
     pgdat = vmf.pgdat
-    pmdval = read_entry(pgdat, vmf.pmd)
-    if not pmdval & ~_PAGE_KNL_ERRATUM_MASK:  # pmd_none
+    tables = pgdat.pgtables
+    pmd = vmf.pmd
+    pmdval = tables.get(pmd >> PAGE_SHIFT, _NO_ENTRIES).get((pmd >> 3) & 511, 0)
+    if not pmdval & _NOT_ERRATUM:  # pmd_none
         vmf.pte = None
     else:
-        vmf.pte = pte_offset_map(pgdat, vmf.pmd, vmf.address)
-        vmf.orig_pte = read_entry(pgdat, vmf.pte)
-        if not vmf.orig_pte & ~_PAGE_KNL_ERRATUM_MASK:  # pte_none
+        pte = vmf.pte = pte_offset_map(pgdat, pmd, vmf.address)
+        orig = vmf.orig_pte = tables.get(pte >> PAGE_SHIFT, _NO_ENTRIES).get((pte >> 3) & 511, 0)
+        if not orig & _NOT_ERRATUM:  # pte_none
             vmf.pte = None
     if vmf.pte is None:
         if vma_is_anonymous(vmf.vma):
@@ -284,15 +289,16 @@ def do_anonymous_page(vmf: vm_fault) -> int:
         return 0
     if anon_vma_prepare(vma):
         return VM_FAULT_OOM
-    page = alloc_zeroed_user_highpage_movable(pgdat, vma, vmf.address)
+    address = vmf.address
+    page = alloc_zeroed_user_highpage_movable(pgdat, vma, address)
     if page is None:
         return VM_FAULT_OOM
     page.flags |= PG_uptodate  # __SetPageUptodate
     entry = mk_pte(page, vma.vm_page_prot)
     if vma.vm_flags & VM_WRITE:
         entry = pte_mkwrite(pte_mkdirty(entry))
-    vmf.pte = pte_offset_map(pgdat, vmf.pmd, vmf.address)
-    if read_entry(pgdat, vmf.pte) & ~_PAGE_KNL_ERRATUM_MASK:
+    pte = vmf.pte = pte_offset_map(pgdat, vmf.pmd, address)
+    if pgdat.pgtables.get(pte >> PAGE_SHIFT, _NO_ENTRIES).get((pte >> 3) & 511, 0) & _NOT_ERRATUM:
         put_page(pgdat, page)
         return 0
     ret = check_stable_address_space(mm)
@@ -300,9 +306,9 @@ def do_anonymous_page(vmf: vm_fault) -> int:
         put_page(pgdat, page)
         return ret
     inc_mm_counter(mm, MM_ANONPAGES)
-    page_add_new_anon_rmap(page, vma, vmf.address, False)
+    page_add_new_anon_rmap(page, vma, address, False)
     lru_cache_add_inactive_or_unevictable(pgdat, page, vma)
-    set_pte_at(pgdat, mm, vmf.address, vmf.pte, entry)
+    set_pte_at(pgdat, mm, address, pte, entry)
     return 0
 
 

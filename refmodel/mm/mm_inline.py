@@ -74,8 +74,9 @@ def add_page_to_lru_list(page: Page, lv: lruvec, lru: int) -> None:
     """Models add_page_to_lru_list: list_add at the head."""
     update_lru_size(lv, lru, page.zone_idx, 1)
     lst = lv.lists[lru]
-    lst[page.pfn] = page
-    lst.move_to_end(page.pfn, last=False)
+    pfn = page.pfn
+    lst[pfn] = page
+    lst.move_to_end(pfn, False)  # last=False: to the head
 
 
 @kernel(F)

@@ -40,6 +40,7 @@ PG_lru = int(PageFlags.PG_lru)
 PG_active = int(PageFlags.PG_active)
 PG_unevictable = int(PageFlags.PG_unevictable)
 PG_mlocked = int(PageFlags.PG_mlocked)
+_NOT_UNEVICTABLE = ~PG_unevictable
 PAGEVEC_SIZE = 15  # include/linux/pagevec.h: the batch 5.10 would drain at
 
 
@@ -59,10 +60,10 @@ def page_evictable(page: Page) -> bool:
 def __pagevec_lru_add_fn(page: Page, lv: lruvec) -> None:
     """Models mm/swap.c:__pagevec_lru_add_fn: PG_lru, then the list page_lru() names, or
     the unevictable list (PG_active cleared, PG_unevictable set) for an unevictable page."""
-    if page.flags & PG_lru:
+    flags = page.flags
+    if flags & PG_lru:
         raise KernelBug("VM_BUG_ON_PAGE(PageLRU(page))", f"pfn {page.pfn:#x} already on an LRU")
-    page.flags &= ~PG_unevictable  # TestClearPageUnevictable
-    page.flags |= PG_lru
+    page.flags = (flags & _NOT_UNEVICTABLE) | PG_lru  # TestClearPageUnevictable, SetPageLRU
     if page_evictable(page):
         lru = page_lru(page)
     else:
@@ -76,12 +77,13 @@ def __pagevec_lru_add_fn(page: Page, lv: lruvec) -> None:
 def lru_cache_add(pgdat: pglist_data, page: Page) -> None:
     """Models mm/swap.c:lru_cache_add: queue the page on the lru_add pagevec. The model's
     pagevec drains at once (__pagevec_lru_add)."""
-    if page.flags & PG_active and page.flags & PG_unevictable:
+    flags = page.flags
+    if flags & PG_active and flags & PG_unevictable:
         raise KernelBug("VM_BUG_ON_PAGE(PageActive(page) && PageUnevictable(page))",
                         f"pfn {page.pfn:#x}")
-    if page.flags & PG_lru:
+    if flags & PG_lru:
         raise KernelBug("VM_BUG_ON_PAGE(PageLRU(page))", f"pfn {page.pfn:#x}")
-    __pagevec_lru_add_fn(page, mem_cgroup_page_lruvec(pgdat))
+    __pagevec_lru_add_fn(page, pgdat.node_lruvec)  # mem_cgroup_page_lruvec: no memcg
 
 
 @kernel(F)

@@ -32,50 +32,66 @@ X86_PF_RSVD = 1 << 3
 X86_PF_INSTR = 1 << 4
 X86_PF_PK = 1 << 5
 
-GP_FAULT = -2  # model: the access raised #GP (non-canonical address), not #PF
-ACCESS_OK = -1
+GP_FAULT = -(1 << 8)  # model: the access raised #GP (non-canonical address), not #PF
 
-_EMPTY: dict[int, int] = {}
+_RIGHTS = _PAGE_USER | _PAGE_RW  # must be set at every level
+
+
+def _pf_error(prot: int, write: bool, instr: bool) -> int:
+    """The #PF error code cpu_translate reports (complemented: always negative)."""
+    return ~(prot | X86_PF_USER | (X86_PF_WRITE if write else 0)
+             | (X86_PF_INSTR if instr else 0))
 
 
 def cpu_translate(pgdat: pglist_data, pgd_pfn: int, levels: int, address: int, write: bool,
-                  instr: bool) -> tuple[int, int]:
-    """Translate a user-mode access. Returns (ACCESS_OK, pte entry address) on success,
-    having set the pte's accessed (and, for a write, dirty) bit; (error code, 0) for a
-    page fault; (GP_FAULT, 0) for a non-canonical address."""
-    top = address >> (56 if levels == 5 else 47)  # canonical: the bits above all equal
-    if top and top != (1 << (8 if levels == 5 else 17)) - 1:
-        return GP_FAULT, 0
+                  instr: bool) -> int:
+    """Translate a user-mode access. Returns the page's pfn (>= 0) on success, having set
+    the pte's accessed (and, for a write, dirty) bit; ~error_code (< 0) for a page fault;
+    GP_FAULT (below every ~error_code) for a non-canonical address.
+
+    The walk is written out level by level, and a missing table or upper entry is a
+    KeyError (an entry of 0): it runs on every user access."""
     tables = pgdat.pgtables
-    shifts = (48, 39, 30, 21, 12) if levels == 5 else (39, 30, 21, 12)
-    table_pfn = pgd_pfn
-    rw = user = True
-    nx = False
-    ptep = 0
-    val = 0
-    for shift in shifts:
-        idx = (address >> shift) & 511
-        val = tables.get(table_pfn, _EMPTY).get(idx, 0)
-        ptep = (table_pfn << PAGE_SHIFT) | (idx << 3)
+    try:
+        if levels == 5:
+            top = address >> 56  # canonical: the bits above the implemented ones all equal
+            if top and top != 0xFF:
+                return GP_FAULT
+            e = tables[pgd_pfn][(address >> 48) & 511]
+            if not e & _PAGE_PRESENT:
+                return _pf_error(0, write, instr)
+            rights = _RIGHTS & e
+            upper: tuple[int, ...] = (e,)
+            table_pfn = (e & PTE_PFN_MASK) >> PAGE_SHIFT
+        else:
+            top = address >> 47
+            if top and top != 0x1FFFF:
+                return GP_FAULT
+            rights = _RIGHTS
+            upper = ()
+            table_pfn = pgd_pfn
+        hi = address >> 21  # the pgd/p4d, pud and pmd indices, as a small int
+        e1 = tables[table_pfn][(hi >> 18) & 511]
+        if not e1 & _PAGE_PRESENT:
+            return _pf_error(0, write, instr)
+        e2 = tables[(e1 & PTE_PFN_MASK) >> PAGE_SHIFT][(hi >> 9) & 511]
+        if not e2 & _PAGE_PRESENT:
+            return _pf_error(0, write, instr)
+        e3 = tables[(e2 & PTE_PFN_MASK) >> PAGE_SHIFT][hi & 511]
+        if not e3 & _PAGE_PRESENT:
+            return _pf_error(0, write, instr)
+        table = tables[(e3 & PTE_PFN_MASK) >> PAGE_SHIFT]
+        idx = (address >> PAGE_SHIFT) & 511
+        val = table.get(idx, 0)  # the entry a first touch finds missing: no exception
         if not val & _PAGE_PRESENT:
-            code = X86_PF_USER
-            if write:
-                code |= X86_PF_WRITE
-            if instr:
-                code |= X86_PF_INSTR
-            return code, 0
-        rw = rw and bool(val & _PAGE_RW)
-        user = user and bool(val & _PAGE_USER)
-        nx = nx or bool(val & _PAGE_NX)
-        table_pfn = (val & PTE_PFN_MASK) >> PAGE_SHIFT
-    if not user or (write and not rw) or (instr and nx):
-        code = X86_PF_PROT | X86_PF_USER
-        if write:
-            code |= X86_PF_WRITE
-        if instr:
-            code |= X86_PF_INSTR
-        return code, 0
-    new = val | _PAGE_ACCESSED | (_PAGE_DIRTY if write else 0)
-    if new != val:
-        tables[ptep >> PAGE_SHIFT][(ptep >> 3) & 511] = new
-    return ACCESS_OK, ptep
+            return _pf_error(0, write, instr)
+    except KeyError:
+        return _pf_error(0, write, instr)
+    rights &= e1 & e2 & e3 & val
+    if (not rights & _PAGE_USER or (write and not rights & _PAGE_RW)
+            or (instr and any(x & _PAGE_NX for x in (*upper, e1, e2, e3, val)))):
+        return _pf_error(X86_PF_PROT, write, instr)
+    ad = _PAGE_ACCESSED | _PAGE_DIRTY if write else _PAGE_ACCESSED
+    if val & ad != ad:
+        table[idx] = val | ad
+    return (val & PTE_PFN_MASK) >> PAGE_SHIFT

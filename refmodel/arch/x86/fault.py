@@ -42,6 +42,8 @@ from refmodel.mm.vm_flags import VM_EXEC, VM_GROWSDOWN, VM_READ, VM_WRITE
 from refmodel.trace import alias, kernel
 
 F = "arch/x86/mm/fault.c"
+_TASK_SIZE_MAX_L4 = TASK_SIZE_MAX(4)  # the two values task_size_max takes at run time
+_TASK_SIZE_MAX_L5 = TASK_SIZE_MAX(5)
 
 SIGBUS = 7
 SIGKILL = 9
@@ -203,7 +205,7 @@ def do_kern_addr_fault(pgdat: pglist_data, mm: mm_struct, hw_error_code: int,
 def fault_in_kernel_space(address: int, levels: int) -> bool:
     """Models arch/x86/mm/fault.c:fault_in_kernel_space: at or above TASK_SIZE_MAX
     (the vsyscall page is not modelled)."""
-    return address >= TASK_SIZE_MAX(levels)
+    return address >= (_TASK_SIZE_MAX_L5 if levels == 5 else _TASK_SIZE_MAX_L4)
 
 
 @kernel(F)

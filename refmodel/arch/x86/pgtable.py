@@ -54,6 +54,8 @@ from refmodel.arch.x86.pgtable_types import (
     PAGE_SIZE,
     PGDIR_MASK,
     PGDIR_SHIFT,
+    PGDIR_SHIFT_L4,
+    PGDIR_SHIFT_L5,
     PGDIR_SIZE,
     PMD_MASK,
     PMD_SHIFT,
@@ -62,9 +64,6 @@ from refmodel.arch.x86.pgtable_types import (
     PTE_PFN_MASK,
     PTRS_PER_P4D,
     PTRS_PER_PGD,
-    PTRS_PER_PMD,
-    PTRS_PER_PTE,
-    PTRS_PER_PUD,
     PUD_MASK,
     PUD_SHIFT,
     PUD_SIZE,
@@ -109,6 +108,7 @@ PREALLOCATED_PMDS = 0  # non-PAE
 SHARED_KERNEL_PMD = 0  # 64-bit: pgds go on pgd_list
 
 _NO_ENTRIES: MappingProxyType[int, int] = MappingProxyType({})
+_PG_table = int(PageType.PG_table)  # a plain int: page_type never becomes an IntFlag
 
 # --------------------------------------------------------------------------------------------
 # Indices (include/linux/pgtable.h, asm/pgtable.h): shift and mask, pure
@@ -117,7 +117,7 @@ _NO_ENTRIES: MappingProxyType[int, int] = MappingProxyType({})
 @kernel(LINUX_PGT_H)
 def pgd_index(address: int, levels: int) -> int:
     """Models linux/pgtable.h:pgd_index: (address >> PGDIR_SHIFT) & (PTRS_PER_PGD - 1)."""
-    return (address >> PGDIR_SHIFT(levels)) & (PTRS_PER_PGD - 1)
+    return (address >> (PGDIR_SHIFT_L5 if levels == 5 else PGDIR_SHIFT_L4)) & 511
 
 
 @kernel(PGT_H)
@@ -129,19 +129,19 @@ def p4d_index(address: int, levels: int) -> int:
 @kernel(LINUX_PGT_H)
 def pud_index(address: int) -> int:
     """Models linux/pgtable.h:pud_index."""
-    return (address >> PUD_SHIFT) & (PTRS_PER_PUD - 1)
+    return (address >> PUD_SHIFT) & 511  # PTRS_PER_PUD - 1
 
 
 @kernel(LINUX_PGT_H)
 def pmd_index(address: int) -> int:
     """Models linux/pgtable.h:pmd_index."""
-    return (address >> PMD_SHIFT) & (PTRS_PER_PMD - 1)
+    return (address >> PMD_SHIFT) & 511  # PTRS_PER_PMD - 1
 
 
 @kernel(LINUX_PGT_H)
 def pte_index(address: int) -> int:
     """Models linux/pgtable.h:pte_index."""
-    return (address >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)
+    return (address >> PAGE_SHIFT) & 511  # PTRS_PER_PTE - 1
 
 
 def KERNEL_PGD_BOUNDARY(levels: int) -> int:
@@ -204,7 +204,7 @@ def pmd_page_vaddr(pmd: int) -> int:
 
 def read_entry(pgdat: pglist_data, ptr: int) -> int:
     """READ_ONCE(*ptr) for any level: the stored word, 0 if the page holds no such entry."""
-    return pgdat.pgtables.get(ptr >> PAGE_SHIFT, _NO_ENTRIES).get((ptr & ~PAGE_MASK) >> 3, 0)
+    return pgdat.pgtables.get(ptr >> PAGE_SHIFT, _NO_ENTRIES).get((ptr >> 3) & 511, 0)
 
 
 def write_entry(pgdat: pglist_data, ptr: int, val: int) -> None:
@@ -226,7 +226,7 @@ def write_entry(pgdat: pglist_data, ptr: int, val: int) -> None:
 def pgd_offset_pgd(pgd: int, address: int, levels: int) -> int:
     """Models linux/pgtable.h:pgd_offset_pgd: the pgd entry of ``address`` in the pgd at
     physical address ``pgd``."""
-    return entry_ptr(pgd, pgd_index(address, levels))
+    return pgd + (pgd_index(address, levels) << 3)  # entry_ptr
 
 
 @kernel(LINUX_PGT_H)
@@ -239,7 +239,7 @@ def pgd_offset(mm: mm_struct, address: int) -> int:
 def p4d_offset(pgdat: pglist_data, pgd: int, address: int) -> int:
     """Models asm/pgtable.h:p4d_offset. With 4-level paging the p4d is folded at run time:
     the p4d "entry" is the pgd entry itself."""
-    if not pgtable_l5_enabled(pgdat.paging_levels):
+    if pgdat.paging_levels != 5:  # !pgtable_l5_enabled
         return pgd
     return entry_ptr(pgd_page_vaddr(read_entry(pgdat, pgd)),
                      p4d_index(address, pgdat.paging_levels))
@@ -248,19 +248,22 @@ def p4d_offset(pgdat: pglist_data, pgd: int, address: int) -> int:
 @kernel(PGT_H)
 def pud_offset(pgdat: pglist_data, p4d: int, address: int) -> int:
     """Models asm/pgtable.h:pud_offset(p4d, address)."""
-    return entry_ptr(p4d_page_vaddr(read_entry(pgdat, p4d)), pud_index(address))
+    p4dval = pgdat.pgtables.get(p4d >> PAGE_SHIFT, _NO_ENTRIES).get((p4d >> 3) & 511, 0)
+    return p4d_page_vaddr(p4dval) + (pud_index(address) << 3)
 
 
 @kernel(PGT_H)
 def pmd_offset(pgdat: pglist_data, pud: int, address: int) -> int:
     """Models asm/pgtable.h:pmd_offset(pud, address)."""
-    return entry_ptr(pud_page_vaddr(read_entry(pgdat, pud)), pmd_index(address))
+    pudval = pgdat.pgtables.get(pud >> PAGE_SHIFT, _NO_ENTRIES).get((pud >> 3) & 511, 0)
+    return pud_page_vaddr(pudval) + (pmd_index(address) << 3)
 
 
 @kernel(PGT_H)
 def pte_offset_kernel(pgdat: pglist_data, pmd: int, address: int) -> int:
     """Models asm/pgtable.h:pte_offset_kernel(pmd, address)."""
-    return entry_ptr(pmd_page_vaddr(read_entry(pgdat, pmd)), pte_index(address))
+    pmdval = pgdat.pgtables.get(pmd >> PAGE_SHIFT, _NO_ENTRIES).get((pmd >> 3) & 511, 0)
+    return pmd_page_vaddr(pmdval) + (pte_index(address) << 3)
 
 
 @kernel(LINUX_PGT_H)
@@ -403,7 +406,7 @@ def p4d_bad(p4d: int) -> bool:
 def pgd_none(pgd: int, levels: int) -> bool:
     """Models asm/pgtable.h:pgd_none: never none with 4-level paging (the folded p4d level
     is tested instead); with 5-level paging, the raw value is zero."""
-    if not pgtable_l5_enabled(levels):
+    if levels != 5:  # !pgtable_l5_enabled
         return False
     return pgd == 0
 
@@ -431,12 +434,16 @@ def pgd_bad(pgd: int, levels: int) -> bool:
 @kernel(INVERT_H)
 def __pte_needs_invert(val: int, ops: BitOps = PY_OPS) -> bool:
     """Models pgtable-invert.h:__pte_needs_invert: non-zero but not present (L1TF)."""
+    if ops is PY_OPS:
+        return val != 0 and not val & _PAGE_PRESENT
     return ops.and_(val != 0, (val & _PAGE_PRESENT) == 0)
 
 
 @kernel(INVERT_H)
 def protnone_mask(val: int, ops: BitOps = PY_OPS) -> int:
     """Models pgtable-invert.h:protnone_mask: all ones when the pfn is stored inverted."""
+    if ops is PY_OPS:
+        return MASK64 if __pte_needs_invert(val, ops) else 0
     return ops.ite(__pte_needs_invert(val, ops), MASK64, 0)
 
 
@@ -529,8 +536,16 @@ def pte_mkspecial(pte: int) -> int:
 
 @kernel(PGT64_H)
 def native_set_pte(pgdat: pglist_data, ptep: int, pte: int) -> None:
-    """Models asm/pgtable_64.h:native_set_pte: WRITE_ONCE(*ptep, pte)."""
-    write_entry(pgdat, ptep, pte)
+    """Models asm/pgtable_64.h:native_set_pte: WRITE_ONCE(*ptep, pte) (write_entry,
+    inlined)."""
+    table = pgdat.pgtables.get(ptep >> PAGE_SHIFT)
+    if table is None or ptep & 7:  # not a table, or not an entry (ENTRY_SIZE 8)
+        write_entry(pgdat, ptep, pte)  # raises the model's KernelBug
+        return
+    if pte:
+        table[(ptep >> 3) & 511] = pte & MASK64
+    else:
+        table.pop((ptep >> 3) & 511, None)
 
 
 @kernel(PGT_H)
@@ -736,7 +751,7 @@ def _nr_pagetable_add(pgdat: pglist_data, page: Page, delta: int) -> None:
 def pgtable_pte_page_ctor(pgdat: pglist_data, page: Page) -> bool:
     """Models include/linux/mm.h:pgtable_pte_page_ctor: ptlock_init (never fails without
     ALLOC_SPLIT_PTLOCKS), __SetPageTable, NR_PAGETABLE++."""
-    page.page_type |= PageType.PG_table
+    page.page_type |= _PG_table
     _nr_pagetable_add(pgdat, page, 1)
     _table_start(pgdat, page.pfn)
     return True
@@ -745,7 +760,7 @@ def pgtable_pte_page_ctor(pgdat: pglist_data, page: Page) -> bool:
 @kernel(LINUX_MM_H)
 def pgtable_pte_page_dtor(pgdat: pglist_data, page: Page) -> None:
     """Models include/linux/mm.h:pgtable_pte_page_dtor: __ClearPageTable, NR_PAGETABLE--."""
-    page.page_type &= ~PageType.PG_table
+    page.page_type &= ~_PG_table
     _nr_pagetable_add(pgdat, page, -1)
     _table_end(pgdat, page.pfn)
 
@@ -753,7 +768,7 @@ def pgtable_pte_page_dtor(pgdat: pglist_data, page: Page) -> None:
 @kernel(LINUX_MM_H)
 def pgtable_pmd_page_ctor(pgdat: pglist_data, page: Page) -> bool:
     """Models include/linux/mm.h:pgtable_pmd_page_ctor (split pmd ptlocks on x86-64)."""
-    page.page_type |= PageType.PG_table
+    page.page_type |= _PG_table
     _nr_pagetable_add(pgdat, page, 1)
     _table_start(pgdat, page.pfn)
     return True
@@ -761,7 +776,7 @@ def pgtable_pmd_page_ctor(pgdat: pglist_data, page: Page) -> bool:
 
 @kernel(LINUX_MM_H)
 def pgtable_pmd_page_dtor(pgdat: pglist_data, page: Page) -> None:
-    page.page_type &= ~PageType.PG_table
+    page.page_type &= ~_PG_table
     _nr_pagetable_add(pgdat, page, -1)
     _table_end(pgdat, page.pfn)
 

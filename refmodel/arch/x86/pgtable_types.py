@@ -311,6 +311,8 @@ no write-only or exec-only pages, so write and exec imply read."""
 def massage_pgprot(pgprot: pgprot_t, ops: BitOps = PY_OPS) -> int:
     """Models asm/pgtable.h:massage_pgprot: a present protection loses the bits the CPU
     does not support; a not-present one (PROT_NONE) is kept whole."""
+    if ops is PY_OPS:
+        return pgprot & __supported_pte_mask if pgprot & _PAGE_PRESENT else pgprot
     return ops.ite((pgprot & _PAGE_PRESENT) != 0, pgprot & __supported_pte_mask, pgprot)
 
 
