@@ -13,7 +13,7 @@ from refmodel.bugs import KernelBug
 from refmodel.config import BuddyConfig, MachineConfig
 from refmodel.fs import address_space, file, fput
 from refmodel.kernel.exit import do_exit, release_task
-from refmodel.kernel.fork import dup_mm
+from refmodel.kernel.fork import dup_mm, mmput
 from refmodel.mm.filemap import filemap_write_and_wait
 from refmodel.mm.mm_types import mm_struct
 from refmodel.mm.mman import vm_globals
@@ -30,6 +30,8 @@ from refmodel.mm.truncate import truncate_inode_pages_final
 from refmodel.mm.types import Page
 from refmodel.mm.vmscan import kswapd, try_to_free_pages, wakeup_kswapd
 from refmodel.task import Task, user_read, user_write
+
+ERESTARTNOINTR = 513  # include/linux/errno.h: never seen by user space
 
 
 class Machine:
@@ -152,12 +154,17 @@ class Machine:
 
     def fork(self, task: Task) -> Task | int:
         """fork(2) for the memory side: the child's mm is dup_mm(parent's); the child task,
-        or -ENOMEM."""
+        -ENOMEM, or -ERESTARTNOINTR when the parent was killed (the OOM killer's SIGKILL)
+        while its memory was copied: copy_process (kernel/fork.c) then cancels the fork, so
+        that the child cannot slip out of the kill, and drops the copied mm (mmput)."""
         if task.mm is None:
             raise ValueError(f"{task} has exited")
         self._enter(task)
         try:
             mm = dup_mm(task.mm)
+            if mm is not None and task.sigkill_pending:
+                mmput(mm)
+                return -ERESTARTNOINTR
         finally:
             self._leave()
         if mm is None:

@@ -123,7 +123,7 @@ class System:
             return
         c = self.m.fork(t)
         if self._reap() and not isinstance(c, Task):
-            return
+            return  # the OOM killer ran: the fork failed, or the parent died and cancelled it
         assert isinstance(c, Task), f"fork failed: {c}"
         self.oracle.fork(t.pid, c.pid)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 
 from refmodel.arch.x86.pgtable import (
+    _NO_ENTRIES,
     p4d_offset,
     p4d_present,
     pgd_offset,
@@ -287,17 +288,18 @@ def mm_find_pmd(pgdat: pglist_data, mm: mm_struct, address: int) -> int | None:
     """Models mm/rmap.c:mm_find_pmd: the pmd entry covering address if every level above
     is present and the pmd is present (no THP); else None."""
     levels = mm.paging_levels
+    get = pgdat.pgtables.get  # each level's entry read in line (read_entry)
     pgd = pgd_offset(mm, address)
-    if not pgd_present(read_entry(pgdat, pgd), levels):
+    if not pgd_present(get(pgd >> PAGE_SHIFT, _NO_ENTRIES).get((pgd >> 3) & 511, 0), levels):
         return None
     p4d = p4d_offset(pgdat, pgd, address)
-    if not p4d_present(read_entry(pgdat, p4d)):
+    if not p4d_present(get(p4d >> PAGE_SHIFT, _NO_ENTRIES).get((p4d >> 3) & 511, 0)):
         return None
     pud = pud_offset(pgdat, p4d, address)
-    if not pud_present(read_entry(pgdat, pud)):
+    if not pud_present(get(pud >> PAGE_SHIFT, _NO_ENTRIES).get((pud >> 3) & 511, 0)):
         return None
     pmd = pmd_offset(pgdat, pud, address)
-    if not pmd_present(read_entry(pgdat, pmd)):
+    if not pmd_present(get(pmd >> PAGE_SHIFT, _NO_ENTRIES).get((pmd >> 3) & 511, 0)):
         return None
     return pmd
 

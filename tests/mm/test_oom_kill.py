@@ -37,6 +37,7 @@ from refmodel.mm.page_alloc import (
     __zone_watermark_ok,
 )
 from refmodel.scenarios import OOM_DEMO_CONFIG, trace_scenario
+from refmodel.specs.buddy import check_buddy
 from refmodel.specs.call_chains import OOM_KILL, OOM_SELECT, SEED_CLAIMS
 from refmodel.specs.oom import check_oom, no_killed_task_survives
 from refmodel.task import Task
@@ -484,3 +485,32 @@ def test_errata_35_out_of_memory_selects_and_oom_kill_process_only_kills(
     assert kill is not None and kill.find("select_bad_process") is None
     claimed = SEED_CLAIMS["oom"]
     assert not _has_chain(oom_trace[0], list(claimed))
+
+
+def test_a_parent_killed_during_its_fork_gets_no_child(monkeypatch: pytest.MonkeyPatch) -> None:
+    """copy_process (kernel/fork.c): a fatal signal that arrives while the memory is copied
+    (the OOM killer choosing the parent from inside the fork's own allocations) cancels
+    the fork with -ERESTARTNOINTR; the copied mm is dropped and the parent then dies."""
+    import refmodel.machine as machine_mod
+    from refmodel.kernel.fork import dup_mm as real_dup_mm
+
+    m = Machine(MachineConfig(memory=64 * MiB))
+    parent = m.spawn()
+    assert parent.mm is not None
+    a = m.mmap(parent.mm, 0, 16 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+    for i in range(16):
+        m.write(parent, a + i * 4096, b"p")
+    baseline = set(m.pgdat.allocated)
+
+    def dup_mm_then_killed(mm: mm_struct) -> mm_struct | None:
+        child_mm = real_dup_mm(mm)
+        parent.sigkill_pending = True  # as mark_oom_victim + do_send_sig_info would
+        return child_mm
+
+    monkeypatch.setattr(machine_mod, "dup_mm", dup_mm_then_killed)
+    pids = set(m.tasks)
+    assert m.fork(parent) == -machine_mod.ERESTARTNOINTR
+    assert set(m.tasks) == pids - {parent.pid}  # no child; the parent exited
+    assert parent.mm is None
+    # the child's copy went with mmput: nothing of it is left allocated
+    assert set(m.pgdat.allocated) <= baseline and check_buddy(m.pgdat) == []
