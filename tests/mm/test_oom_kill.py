@@ -510,7 +510,7 @@ def test_a_parent_killed_during_its_fork_gets_no_child(monkeypatch: pytest.Monke
     monkeypatch.setattr(machine_mod, "dup_mm", dup_mm_then_killed)
     pids = set(m.tasks)
     assert m.fork(parent) == -machine_mod.ERESTARTNOINTR
-    assert set(m.tasks) == pids - {parent.pid}  # no child; the parent exited
+    assert set(m.tasks) == pids - {parent.pid}  # no child; the parent exited (do_exit)
     assert parent.mm is None
     # the child's copy went with mmput: nothing of it is left allocated
     assert set(m.pgdat.allocated) <= baseline and check_buddy(m.pgdat) == []
