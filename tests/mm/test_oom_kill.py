@@ -511,6 +511,5 @@ def test_a_parent_killed_during_its_fork_gets_no_child(monkeypatch: pytest.Monke
     pids = set(m.tasks)
     assert m.fork(parent) == -machine_mod.ERESTARTNOINTR
     assert set(m.tasks) == pids - {parent.pid}  # no child; the parent exited (do_exit)
-    assert parent.mm is None
     # the child's copy went with mmput: nothing of it is left allocated
     assert set(m.pgdat.allocated) <= baseline and check_buddy(m.pgdat) == []
