@@ -315,7 +315,7 @@ def page_vma_mapped_walk(pgdat: pglist_data, page: Page, vma: vm_area_struct,
     if pmd is None:
         return None
     ptep = pte_offset_map(pgdat, pmd, address)
-    pte = read_entry(pgdat, ptep)
+    pte = pgdat.pgtables.get(ptep >> PAGE_SHIFT, _NO_ENTRIES).get((ptep >> 3) & 511, 0)
     if not pte & (_PAGE_PRESENT | _PAGE_PROTNONE):
         return None
     if pte_pfn(pte) != page.pfn:
@@ -395,9 +395,11 @@ def page_referenced_one(page: Page, vma: vm_area_struct, address: int,
         if vma.vm_flags & VM_LOCKED:
             pra.vm_flags |= VM_LOCKED
             return False
-        pte = read_entry(pgdat, ptep)
-        if pte & _PAGE_ACCESSED:  # ptep_test_and_clear_young
-            write_entry(pgdat, ptep, pte & ~_PAGE_ACCESSED)
+        # ptep_test_and_clear_young: the table exists (the walk just found the pte)
+        table = pgdat.pgtables[ptep >> PAGE_SHIFT]
+        pte = table[(ptep >> 3) & 511]
+        if pte & _PAGE_ACCESSED:
+            table[(ptep >> 3) & 511] = pte & ~_PAGE_ACCESSED
             if not vma.vm_flags & VM_SEQ_READ:
                 referenced += 1
         pra.mapcount -= 1
