@@ -23,7 +23,7 @@ never looks at page tables or struct pages.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from refmodel.arch.x86.fault import (
@@ -35,6 +35,7 @@ from refmodel.arch.x86.fault import (
     SigInfo,
 )
 from refmodel.arch.x86.pgtable_types import (
+    _PAGE_KNL_ERRATUM_MASK,
     _PAGE_PRESENT,
     _PAGE_PROTNONE,
     _PAGE_PSE,
@@ -56,7 +57,7 @@ from refmodel.mm.mm_types import (
     vm_area_struct,
 )
 from refmodel.mm.mmzone import pglist_data
-from refmodel.mm.swapops import is_swap_pte, swp_entry
+from refmodel.mm.swapops import swp_entry
 from refmodel.mm.types import PAGE_MAPPING_ANON, PageFlags, PageState
 from refmodel.mm.vm_flags import VM_EXEC, VM_READ, VM_SHARED, VM_WRITE
 from refmodel.specs import Violation
@@ -82,9 +83,10 @@ class Mappings:
     swap_ptes: list[int] = field(default_factory=list)  # per mm: swap ptes (MM_SWAPENTS)
 
 
-def _leaf_entries(pgdat: pglist_data, mm: mm_struct,
-                  keep: Callable[[int], bool]) -> list[tuple[int, int]]:
-    """(address, pte) of every pte in mm's user half for which ``keep(pte)``."""
+def _leaf_entries(pgdat: pglist_data, mm: mm_struct, swap: bool) -> list[tuple[int, int]]:
+    """(address, pte) of every pte in mm's user half that is present (or PROT_NONE), or,
+    with ``swap``, of every swap pte (is_swap_pte: neither none nor present). The last
+    level is filtered by one comprehension per table: this runs after every step."""
     tables = pgdat.pgtables
     if not mm.pgd:
         return []
@@ -92,18 +94,26 @@ def _leaf_entries(pgdat: pglist_data, mm: mm_struct,
     last = len(shifts) - 1
     out: list[tuple[int, int]] = []
     stack = [(mm.pgd, 0, 0)]
+    present = _PAGE_PRESENT | _PAGE_PROTNONE
+    not_none = ~_PAGE_KNL_ERRATUM_MASK
     while stack:
         pfn, depth, base = stack.pop()
+        table = tables.get(pfn, {})
+        if depth == last:
+            if swap:
+                out += [(base | (idx << 12), val) for idx, val in table.items()
+                        if val & not_none and not val & present]
+            else:
+                out += [(base | (idx << 12), val) for idx, val in table.items()
+                        if val & present]
+            continue
         shift = shifts[depth]
-        for idx, val in tables.get(pfn, {}).items():
+        for idx, val in table.items():
             if depth == 0 and idx >= 256:
                 continue
-            addr = base | (idx << shift)
-            if depth == last:
-                if keep(val):
-                    out.append((addr, val))
-            elif val & _PAGE_PRESENT and not (val & _PAGE_PSE and depth >= last - 2):
-                stack.append(((val & PTE_PFN_MASK) >> PAGE_SHIFT, depth + 1, addr))
+            if val & _PAGE_PRESENT and not (val & _PAGE_PSE and depth >= last - 2):
+                stack.append(((val & PTE_PFN_MASK) >> PAGE_SHIFT, depth + 1,
+                              base | (idx << shift)))
     return out
 
 
@@ -117,7 +127,7 @@ def pfn_of_pte(pte: int) -> int:
 
 def user_leaves(pgdat: pglist_data, mm: mm_struct) -> list[tuple[int, int]]:
     """(address, pte) of every present (or PROT_NONE) pte in mm's user half."""
-    return _leaf_entries(pgdat, mm, lambda val: bool(val & (_PAGE_PRESENT | _PAGE_PROTNONE)))
+    return _leaf_entries(pgdat, mm, False)
 
 
 def files_of(mms: Iterable[mm_struct], extra: Iterable[file] = ()) -> list[file]:
@@ -158,7 +168,7 @@ def collect(pgdat: pglist_data, mms: Sequence[mm_struct], files: Iterable[file],
 
 def user_swap_ptes(pgdat: pglist_data, mm: mm_struct) -> list[tuple[int, int]]:
     """(address, pte) of every swap pte in mm's user half."""
-    return _leaf_entries(pgdat, mm, is_swap_pte)
+    return _leaf_entries(pgdat, mm, True)
 
 
 # --------------------------------------------------------------------------------------------

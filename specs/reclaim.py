@@ -91,6 +91,9 @@ def _lru_page_violations(lru: int, pfn: int, page: Page,
     return v
 
 
+_ALLOCATED = PageState.ALLOCATED
+
+
 def swap_counts_consistent(pgdat: pglist_data, mms: Sequence[mm_struct]) -> list[Violation]:
     """swap_map[offset] = number of swap PTEs naming the slot | SWAP_HAS_CACHE when the
     swap cache or the slots cache holds it; nr_swap_pages = free slots."""
@@ -112,6 +115,8 @@ def swap_counts_consistent(pgdat: pglist_data, mms: Sequence[mm_struct]) -> list
     if slots is not None:
         held = {swp_offset(e) for e in slots.slots[slots.cur:slots.cur + slots.nr]}
         held |= {swp_offset(e) for e in slots.slots_ret}
+    if not v and _swap_maps_as_expected(pgdat, users, held):
+        return v
     free = 0
     for si in pgdat.swap_info:
         if si.swap_map[0] != SWAP_MAP_BAD:
@@ -139,6 +144,30 @@ def swap_counts_consistent(pgdat: pglist_data, mms: Sequence[mm_struct]) -> list
         v.append(Violation("nr_swap_pages", f"nr_swap_pages {pgdat.nr_swap_pages}, but "
                            f"{free} slots are free"))
     return v
+
+
+def _swap_maps_as_expected(pgdat: pglist_data, users: dict[tuple[int, int], int],
+                           held: set[int]) -> bool:
+    """swap_counts_consistent's answer when nothing is wrong, decided with whole-list
+    comparisons (this runs after every step); False sends it to the slot-by-slot walk that
+    words each violation."""
+    free = 0
+    for si in pgdat.swap_info:
+        want = [0] * si.max
+        want[0] = SWAP_MAP_BAD
+        for (t, off), n in users.items():
+            if t == si.type:
+                want[off] = n
+        if held & si.cache.keys() or any(not 0 < off < si.max for off in held):
+            return False  # a slot both in the swap cache and in the slots cache, or a bad one
+        for off in (*si.cache, *held):
+            want[off] |= SWAP_HAS_CACHE
+        if want != si.swap_map:
+            return False
+        if any(page.state is not _ALLOCATED for page in si.cache.values()):
+            return False
+        free += want.count(0)
+    return free == pgdat.nr_swap_pages
 
 
 def rmap_consistent(mms: Sequence[mm_struct]) -> list[Violation]:

@@ -257,3 +257,41 @@ def test_swap_size_is_validated() -> None:
         MachineConfig(swap=4096)
     with pytest.raises(ValueError):
         MachineConfig(swap=5000)
+
+
+def test_swap_count_invariants_catch_each_planted_corruption() -> None:
+    """specs.reclaim.swap_counts_consistent (whose all-is-well answer is decided by whole
+    lists) still names each kind of corruption."""
+    from refmodel.specs.reclaim import swap_counts_consistent
+
+    def fresh() -> tuple[Machine, list]:  # type: ignore[type-arg]
+        m = small()
+        t = m.spawn()
+        touch(m, t, 8)
+        reclaim_inactive_anon(m, 8)
+        assert reclaim_inactive_anon(m, 8) == 8
+        assert t.mm is not None
+        mms = [t.mm]
+        assert swap_counts_consistent(m.pgdat, mms) == []
+        return m, mms
+
+    def names(m: Machine, mms: list) -> set[str]:  # type: ignore[type-arg]
+        return {v.invariant for v in swap_counts_consistent(m.pgdat, mms)}
+
+    m, mms = fresh()
+    m.pgdat.swap_info[0].swap_map[3] += 1  # a count no pte accounts for
+    assert names(m, mms) == {"swap_map_count"}
+    m, mms = fresh()
+    m.pgdat.swap_info[0].swap_map[0] = 0  # the header slot
+    assert "swap_header" in names(m, mms)
+    m, mms = fresh()
+    m.pgdat.nr_swap_pages += 1
+    assert names(m, mms) == {"nr_swap_pages"}
+    m, mms = fresh()
+    si = m.pgdat.swap_info[0]
+    slots = m.pgdat.swp_slots
+    assert slots is not None
+    held = swp_offset(slots.slots[slots.cur])  # a reserved slot also put in the swap cache
+    si.cache[held] = next(p for p in m.pgdat.mem_map.values()
+                          if p._refcount and not p.page_type)
+    assert "swap_slot_state" in names(m, mms)
