@@ -256,8 +256,12 @@ def no_present_pte_outside_or_above_vma(
     some access. (``ptes``: what _user_ptes(mm) returns, if the caller has it.)"""
     out = []
     find = mm.mm_rb.find
+    v: vm_area_struct | None = None
+    start = end = 0
     for addr, pte in _user_ptes(mm) if ptes is None else ptes:
-        v = find(addr)
+        if not start <= addr < end:  # the ptes come in address order: few look-ups
+            v = find(addr)
+            start, end = (v.vm_start, v.vm_end) if v is not None else (0, 0)
         if v is None or v.vm_start > addr:
             out.append(Violation("no_pte_outside_vma", f"present PTE at {addr:#x} in no VMA"))
             continue
