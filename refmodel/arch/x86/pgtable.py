@@ -284,12 +284,19 @@ def ptep_get(pgdat: pglist_data, ptep: int) -> int:
 
 def _addr_end(addr: int, end: int, size: int, mask: int, ops: BitOps) -> int:
     boundary = (addr + size) & mask
+    if ops is PY_OPS:  # plain ints (not z3's terms): the same comparison, without the calls
+        return boundary if (boundary - 1) & MASK64 < (end - 1) & MASK64 else end
     return ops.ite(ops.ult((boundary - 1) & MASK64, (end - 1) & MASK64), boundary, end)
+
+
+# PGDIR_SIZE and PGDIR_MASK by paging levels, worked out once.
+_PGDIR_SIZE_MASK = {lv: (PGDIR_SIZE(lv), PGDIR_MASK(lv)) for lv in (4, 5)}
 
 
 @kernel(LINUX_PGT_H)
 def pgd_addr_end(addr: int, end: int, levels: int, ops: BitOps = PY_OPS) -> int:
-    return _addr_end(addr, end, PGDIR_SIZE(levels), PGDIR_MASK(levels), ops)
+    size, mask = _PGDIR_SIZE_MASK[levels]
+    return _addr_end(addr, end, size, mask, ops)
 
 
 @kernel(LINUX_PGT_H)
