@@ -96,7 +96,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     from refmodel.specs.vma import VMA_INVARIANTS
 
     names = [f.__name__ for f in (*BUDDY_INVARIANTS, *VMA_INVARIANTS, *PAGETABLE_INVARIANTS)]
-    names += ["check_cow", "check_reclaim", "nothing_swapped_when_idle (at teardown)"]
+    names += ["check_cow", "check_reclaim", "no_killed_task_survives", "check_oom",
+              "nothing_swapped_when_idle (at teardown)"]
     summary = {"ok": ok, "invariants": names,
                "runs": results, "seconds": round(time.perf_counter() - t0, 3)}
     if args.json:

@@ -33,6 +33,7 @@ from refmodel.mm.mman import (
 from refmodel.specs import Violation
 from refmodel.specs.buddy import check_buddy
 from refmodel.specs.cow import LogicalMemory, check_cow, files_of
+from refmodel.specs.oom import check_oom, no_killed_task_survives
 from refmodel.specs.pagetable import PAGETABLE_INVARIANTS, user_table_tree
 from refmodel.specs.reclaim import check_reclaim, nothing_swapped_when_idle
 from refmodel.specs.vma import check_vma
@@ -271,6 +272,9 @@ class System:
         out += check_cow(m.pgdat, mms, self.files, self.baseline,
                          leaves=[t.leaves for t in trees])
         out += check_reclaim(m.pgdat, mms, [f.f_mapping for f in files_of(mms, self.files)])
+        out += no_killed_task_survives(m.tasks.values())
+        if m.last_oom is not None:  # the latest OOM decision (a recorded snapshot)
+            out += check_oom(m.last_oom)
         return out
 
     def check(self) -> None:
