@@ -20,6 +20,7 @@ unlink_file_vma have nothing to do yet).
 from __future__ import annotations
 
 from refmodel.arch.x86.pgtable import (
+    _NO_ENTRIES,
     p4d_addr_end,
     p4d_alloc_one,
     p4d_free,
@@ -257,8 +258,6 @@ def __pte_alloc(pgdat: pglist_data, mm: mm_struct, pmd: int) -> int:
 
 # --------------------------------------------------------------------------------------------
 # The inline fast paths (include/linux/mm.h). They run on every fault: read_entry is inlined.
-
-_NO_ENTRIES: dict[int, int] = {}
 
 
 @kernel(MM_H)
