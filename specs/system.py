@@ -33,6 +33,7 @@ from refmodel.mm.mman import (
 from refmodel.specs import Violation
 from refmodel.specs.buddy import check_buddy
 from refmodel.specs.cow import LogicalMemory, check_cow, files_of
+from refmodel.specs.incremental import IncrementalChecker
 from refmodel.specs.oom import check_oom, no_killed_task_survives
 from refmodel.specs.pagetable import PAGETABLE_INVARIANTS, user_table_tree
 from refmodel.specs.reclaim import check_reclaim, nothing_swapped_when_idle
@@ -66,7 +67,7 @@ class System:
     other tasks, so that under pressure there is always someone the OOM killer may choose.
     A task the OOM killer kills leaves the oracle; its last access is not compared."""
 
-    def __init__(self, config: MachineConfig | None = None) -> None:
+    def __init__(self, config: MachineConfig | None = None, incremental: bool = True) -> None:
         self.m = Machine(config or MachineConfig(memory=64 * MiB))
         self.oracle = LogicalMemory()
         self.init = self.m.spawn("init")
@@ -75,6 +76,10 @@ class System:
         self.steps = 0
         self.oom_kills = 0
         self.spawn()
+        # check() asks the incremental checker, which falls back on violations() (the
+        # full check) for the wording and whenever a change is not one it follows.
+        self.checker = (IncrementalChecker(self.m, self.files, self.baseline, self.violations)
+                        if incremental else None)
 
     # ---------------------------------------------------------------- helpers
     def _tasks(self) -> list[Task]:
@@ -278,7 +283,7 @@ class System:
         return out
 
     def check(self) -> None:
-        v = self.violations()
+        v = self.checker.violations() if self.checker is not None else self.violations()
         if v:
             raise AssertionError("\n".join(str(x) for x in v))
 
