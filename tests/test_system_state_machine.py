@@ -1,7 +1,7 @@
 """The whole-system Hypothesis state machine (issue 6): several tasks; mmap / munmap /
 mprotect, fork, exit, file mappings, reads and writes of random bytes at random addresses;
 every invariant of every issue so far (buddy, page tables, VMAs, COW / counts / leaks)
-after every step, every read and write against the logical-memory oracle, and no leak
+after every step (by the incremental checker and by the full check), every read and write against the logical-memory oracle, and no leak
 after the last task exits. A failure prints as a replayable list of steps."""
 
 from __future__ import annotations
@@ -67,7 +67,11 @@ class WholeSystem(RuleBasedStateMachine):
 
     @invariant()
     def every_invariant_holds(self) -> None:
+        # The incremental checker System.check uses, and the full check it stands for,
+        # must agree after every step (tests/test_incremental.py plants corruptions).
+        full = self.sys.violations()
         self.sys.check()
+        assert not full, full
 
     def teardown(self) -> None:
         self.sys.teardown()
