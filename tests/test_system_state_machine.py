@@ -2,7 +2,8 @@
 mprotect, fork, exit, file mappings, reads and writes of random bytes at random addresses;
 every invariant of every issue so far (buddy, page tables, VMAs, COW / counts / leaks)
 after every step (by the incremental checker and by the full check), every read and write
-against the logical-memory oracle, and no leak after the last task exits. A failure prints as a replayable list of steps."""
+against the logical-memory oracle, and no leak after the last task exits. A failure prints
+as a replayable list of steps."""
 
 from __future__ import annotations
 
