@@ -75,7 +75,7 @@ from refmodel.specs.cow import files_of, pfn_of_pte
 from refmodel.specs.oom import check_oom, no_killed_task_survives
 from refmodel.specs.pagetable import _kernel_half
 from refmodel.specs.reclaim import i_mmap_consistent, rmap_consistent
-from refmodel.specs.vma import check_vma, vmas
+from refmodel.specs.vma import check_vma, no_present_pte_outside_or_above_vma, vmas
 
 _PRESENT = _PAGE_PRESENT | _PAGE_PROTNONE
 _NOT_NONE = ~_PAGE_KNL_ERRATUM_MASK  # pte_none ignores the KNL erratum bits
@@ -94,6 +94,13 @@ _LRU_FLAGS = tuple(
     (_PG_lru | _PG_unevictable | _PG_active | _PG_swapbacked,
      _PG_lru | (_PG_active if lru & 1 else 0) | (_PG_swapbacked if lru < 2 else 0))
     for lru in range(NR_LRU_LISTS))
+# Everything specs.vma reads of a VMA and of its mm (objects compare by identity).
+_VMA_FIELDS = operator.attrgetter("vm_start", "vm_end", "vm_flags", "vm_page_prot",
+                                  "vm_pgoff", "vm_file", "anon_vma", "vm_prev", "vm_next",
+                                  "vm_mm")
+_MM_FIELDS = operator.attrgetter("map_count", "highest_vm_end", "total_vm", "exec_vm",
+                                 "stack_vm", "data_vm", "locked_vm", "cap_sys_rawio",
+                                 "task_size", "mmap")
 _SHIFTS4 = (39, 30, 21, 12)
 _SHIFTS5 = (48, 39, 30, 21, 12)
 
@@ -197,6 +204,7 @@ class IncrementalChecker:
         self.covered = sum(e - s for s, e in pgdat.reserved_ranges)
         self.pt_flagged: set[int] = set()  # table pages with PageTable set
         self.layouts: dict[int, tuple[tuple[int, int, int], ...]] = {}
+        self.vma_snaps: dict[int, tuple[object, ...]] = {}
 
     # ---------------------------------------------------------------- one step
     def _step(self) -> None:
@@ -267,6 +275,7 @@ class IncrementalChecker:
             del self.counted_tables[key]
             self.roots.pop(key, None)
             self.layouts.pop(key, None)
+            self.vma_snaps.pop(key, None)
 
     def _update_tables(self, touched: set[int],
                        slots: set[tuple[int, int]]) -> dict[int, list[tuple[int, int]]]:
@@ -834,16 +843,23 @@ class IncrementalChecker:
                 raise _Unusual
             if mm.pgtables_bytes != 4096 * self.counted_tables[key]:
                 raise _Unusual
-            # specs.vma: everything, but the pte scan reads only changed ptes unless the
-            # VMA layout changed
+            # specs.vma: everything again if anything it reads changed (the pte scan over
+            # all of the mm's ptes if its VMA layout changed); else the changed ptes only
             lst = vmas(mm)
             layout = tuple((v.vm_start, v.vm_end, v.vm_flags) for v in lst)
-            if layout != self.layouts.get(key):
-                self.layouts[key] = layout
-                ptes = sorted(self.leaves[key].items())
-            else:
-                ptes = sorted(changed_leaves.get(key, ()))
-            if check_vma(mm, ptes):
+            snap = (lst, list(map(_VMA_FIELDS, lst)), _MM_FIELDS(mm),
+                    mm.vm_globals.mmap_min_addr, mm.mm_rb.fingerprint())
+            if snap != self.vma_snaps.get(key):
+                self.vma_snaps[key] = snap
+                if layout != self.layouts.get(key):
+                    self.layouts[key] = layout
+                    ptes = sorted(self.leaves[key].items())
+                else:
+                    ptes = sorted(changed_leaves.get(key, ()))
+                if check_vma(mm, ptes):
+                    raise _Unusual
+            elif key in changed_leaves and no_present_pte_outside_or_above_vma(
+                    mm, sorted(changed_leaves[key])):
                 raise _Unusual
         if rmap_consistent(mms) or i_mmap_consistent(
                 [f.f_mapping for f in files_of(mms, self.files)], mms):

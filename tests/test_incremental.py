@@ -238,6 +238,15 @@ def _plant_vma_end(s: System) -> None:
     vma.vm_end += 4096
 
 
+def _plant_vma_index_gap(s: System) -> None:
+    mm = max((t.mm for t in s._tasks() if t.mm is not None), key=lambda mm: mm.map_count)
+    mm.mm_rb._gaps[0][-1] += 4096
+
+
+def _plant_total_vm(s: System) -> None:
+    _first_mm(s).total_vm += 1
+
+
 PLANTS: list[tuple[Callable[[System], None], bool]] = [
     (_plant_refcount, False), (_plant_mapcount, False), (_plant_shared_writable, False),
     (_plant_pte_to_free_page, False), (_plant_page_flag_lru, False), (_plant_page_pfn, False),
@@ -248,7 +257,7 @@ PLANTS: list[tuple[Callable[[System], None], bool]] = [
     (_plant_slots_cache, True), (_plant_nr_swap_pages, True), (_plant_rss, False),
     (_plant_pgtables_bytes, False), (_plant_nr_pagetable, False), (_plant_pgd_list, False),
     (_plant_table_leak, False), (_plant_kernel_half, False), (_plant_zero_page_written, False),
-    (_plant_vma_end, False),
+    (_plant_vma_end, False), (_plant_vma_index_gap, False), (_plant_total_vm, False),
 ]
 
 
