@@ -56,6 +56,7 @@ from refmodel.mm.mm_types import (
     MM_FILEPAGES,
     MM_SHMEMPAGES,
     MM_SWAPENTS,
+    anon_vma,
     mm_struct,
 )
 from refmodel.mm.mmzone import MIGRATE_PCPTYPES, NR_LRU_LISTS
@@ -101,6 +102,8 @@ _VMA_FIELDS = operator.attrgetter("vm_start", "vm_end", "vm_flags", "vm_page_pro
 _MM_FIELDS = operator.attrgetter("map_count", "highest_vm_end", "total_vm", "exec_vm",
                                  "stack_vm", "data_vm", "locked_vm", "cap_sys_rawio",
                                  "task_size", "mmap")
+_free_list = operator.attrgetter("free_list")
+_nr_free = operator.attrgetter("nr_free")
 _SHIFTS4 = (39, 30, 21, 12)
 _SHIFTS5 = (48, 39, 30, 21, 12)
 
@@ -187,6 +190,8 @@ class IncrementalChecker:
         self.free_shadow: list[list[list[dict[int, Page]]]] = [
             [[{} for _ in a.free_list] for a in z.free_area] for z in pgdat.node_zones]
         self.free_where: dict[int, tuple[int, int, int]] = {}
+        # per zone: blocks per order on its lists and the pages they hold, while unchanged
+        self.free_counts: list[tuple[list[int], int] | None] = [None] * len(pgdat.node_zones)
         self.pcp_shadow: list[list[list[Page]]] = [
             [[] for _ in z.pageset.lists] for z in pgdat.node_zones]
         self.pcp: set[int] = set()
@@ -205,6 +210,7 @@ class IncrementalChecker:
         self.pt_flagged: set[int] = set()  # table pages with PageTable set
         self.layouts: dict[int, tuple[tuple[int, int, int], ...]] = {}
         self.vma_snaps: dict[int, tuple[object, ...]] = {}
+        self.rmap_snap: tuple[object, ...] = ()
 
     # ---------------------------------------------------------------- one step
     def _step(self) -> None:
@@ -467,6 +473,9 @@ class IncrementalChecker:
         came: list[tuple[int, Page, tuple[int, int, int]]] = []
         for zi, zone in enumerate(self.m.pgdat.node_zones):
             shadows = self.free_shadow[zi]
+            if list(map(_free_list, zone.free_area)) == shadows:
+                continue  # compared at C speed: most steps change one zone at most
+            self.free_counts[zi] = None
             for order, area in enumerate(zone.free_area):
                 if area.free_list == shadows[order]:
                     continue
@@ -806,10 +815,14 @@ class IncrementalChecker:
         m = self.m
         pgdat = m.pgdat
         # specs.buddy: list counts, per-cpu counts, pages conserved
-        for zone in pgdat.node_zones:
-            counts = [sum(map(len, a.free_list)) for a in zone.free_area]
-            if counts != [a.nr_free for a in zone.free_area] or zone.nr_free_pages != sum(
-                    n << o for o, n in enumerate(counts)):
+        for zi, zone in enumerate(pgdat.node_zones):
+            known = self.free_counts[zi]
+            if known is None:  # the zone's lists changed: count them
+                counts = [sum(map(len, a.free_list)) for a in zone.free_area]
+                known = self.free_counts[zi] = (counts, sum(
+                    n << o for o, n in enumerate(counts)))
+            if known[0] != list(map(_nr_free, zone.free_area)) or (
+                    zone.nr_free_pages != known[1]):
                 raise _Unusual
             pcp = zone.pageset
             if pcp.count != sum(map(len, pcp.lists)) or len(pcp.lists) != MIGRATE_PCPTYPES:
@@ -835,6 +848,8 @@ class IncrementalChecker:
         if ZERO_PFN in pgdat.page_data:
             raise _Unusual
         self._forget_gone()
+        chains: list[list[anon_vma]] = []
+        vmas_changed = False
         for mm in mms:
             key = id(mm)
             r = self.rss[key]
@@ -846,10 +861,12 @@ class IncrementalChecker:
             # specs.vma: everything again if anything it reads changed (the pte scan over
             # all of the mm's ptes if its VMA layout changed); else the changed ptes only
             lst = vmas(mm)
+            chains += [v.anon_vma_chain[:] for v in lst]
             layout = tuple((v.vm_start, v.vm_end, v.vm_flags) for v in lst)
             snap = (lst, list(map(_VMA_FIELDS, lst)), _MM_FIELDS(mm),
                     mm.vm_globals.mmap_min_addr, mm.mm_rb.fingerprint())
             if snap != self.vma_snaps.get(key):
+                vmas_changed = True
                 self.vma_snaps[key] = snap
                 if layout != self.layouts.get(key):
                     self.layouts[key] = layout
@@ -861,9 +878,15 @@ class IncrementalChecker:
             elif key in changed_leaves and no_present_pte_outside_or_above_vma(
                     mm, sorted(changed_leaves[key])):
                 raise _Unusual
-        if rmap_consistent(mms) or i_mmap_consistent(
-                [f.f_mapping for f in files_of(mms, self.files)], mms):
-            raise _Unusual
+        # specs.reclaim's rmap and i_mmap checks, again if any list they read changed
+        mappings = [f.f_mapping for f in files_of(mms, self.files)]
+        avs = {id(av): av for chain in chains for av in chain}
+        rmap = (list(map(id, mms)), chains, [av.rb_root[:] for av in avs.values()],
+                [(id(a), a.i_mmap[:]) for a in mappings])
+        if vmas_changed or rmap != self.rmap_snap:
+            self.rmap_snap = rmap
+            if rmap_consistent(mms) or i_mmap_consistent(mappings, mms):
+                raise _Unusual
         if no_killed_task_survives(m.tasks.values()):
             raise _Unusual
         if m.last_oom is not None and check_oom(m.last_oom):

@@ -247,6 +247,20 @@ def _plant_total_vm(s: System) -> None:
     _first_mm(s).total_vm += 1
 
 
+def _plant_anon_vma_tree(s: System) -> None:
+    vma = next(v for t in s._tasks() if t.mm is not None for v in System._vmas(t.mm)
+               if v.anon_vma is not None)
+    assert vma.anon_vma is not None
+    vma.anon_vma.rb_root.remove(vma)
+
+
+def _plant_i_mmap(s: System) -> None:
+    vma = next(v for t in s._tasks() if t.mm is not None for v in System._vmas(t.mm)
+               if v.vm_file is not None)
+    assert vma.vm_file is not None
+    vma.vm_file.f_mapping.i_mmap.remove(vma)
+
+
 PLANTS: list[tuple[Callable[[System], None], bool]] = [
     (_plant_refcount, False), (_plant_mapcount, False), (_plant_shared_writable, False),
     (_plant_pte_to_free_page, False), (_plant_page_flag_lru, False), (_plant_page_pfn, False),
@@ -258,6 +272,7 @@ PLANTS: list[tuple[Callable[[System], None], bool]] = [
     (_plant_pgtables_bytes, False), (_plant_nr_pagetable, False), (_plant_pgd_list, False),
     (_plant_table_leak, False), (_plant_kernel_half, False), (_plant_zero_page_written, False),
     (_plant_vma_end, False), (_plant_vma_index_gap, False), (_plant_total_vm, False),
+    (_plant_anon_vma_tree, False), (_plant_i_mmap, False),
 ]
 
 
