@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import bisect
 import operator
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 from refmodel.arch.x86.pgtable_types import (
@@ -205,6 +205,8 @@ class IncrementalChecker:
         self.swapcached: dict[int, int] = {}
         self.swap_map_shadow: list[list[int]] = [[0] * si.max for si in pgdat.swap_info]
         self.held: set[int] = set()
+        self.held_raw: tuple[list[int], list[int]] | None = None
+        self.swap_free: int | None = None  # free slots while no swap_map changes
         self.intervals: list[tuple[int, int]] = sorted(pgdat.reserved_ranges)
         self.covered = sum(e - s for s, e in pgdat.reserved_ranges)
         self.pt_flagged: set[int] = set()  # table pages with PageTable set
@@ -238,6 +240,7 @@ class IncrementalChecker:
         mms = [t.mm for t in sorted(m.tasks.values(), key=lambda t: t.pid)
                if t.mm is not None]
         self._update_mms(mms)
+        self.files_now = files_of(mms, self.files)
         changed_leaves = self._update_tables(touched, slots)
         self._update_allocated(touched, new_iv)
         self._update_free_lists(touched, new_iv)
@@ -509,6 +512,8 @@ class IncrementalChecker:
             lists = zone.pageset.lists
             if len(lists) != len(shadows):
                 raise _Unusual
+            if list(map(list, lists)) == shadows:  # pages compare by identity
+                continue
             for mt, lst in enumerate(lists):
                 sh = shadows[mt]
                 if len(lst) == len(sh) and all(map(operator.is_, lst, sh)):
@@ -568,7 +573,7 @@ class IncrementalChecker:
     def _update_caches(self, mms: Sequence[mm_struct], touched: set[int],
                        slots: set[tuple[int, int]]) -> None:
         """The page caches of the files the invariants look at, and the swap caches."""
-        files = {id(f): f for f in files_of(mms, self.files)}
+        files = {id(f): f for f in self.files_now}
         gone: list[tuple[int, file, int]] = []
         came: list[tuple[Page, file, int]] = []
         shadows = self.file_shadow
@@ -624,11 +629,12 @@ class IncrementalChecker:
         if len(pgdat.swap_info) != len(self.swapcache_shadow):
             raise _Unusual  # swapon or swapoff
         sc = pgdat.swp_slots
-        held: set[int] = set()
-        if sc is not None:
-            held = {swp_offset(e) for e in sc.slots[sc.cur:sc.cur + sc.nr]}
-            held |= {swp_offset(e) for e in sc.slots_ret}
-        if held != self.held:
+        raw = (sc.slots[sc.cur:sc.cur + sc.nr], sc.slots_ret[:]) if sc is not None else None
+        if raw != self.held_raw:
+            self.held_raw = raw
+            held: set[int] = set()
+            if raw is not None:
+                held = {swp_offset(e) for e in raw[0]} | {swp_offset(e) for e in raw[1]}
             for off in held ^ self.held:
                 for si in pgdat.swap_info:
                     slots.add((si.type, off))
@@ -640,6 +646,7 @@ class IncrementalChecker:
                 continue
             if len(cur) != len(sh):
                 raise _Unusual
+            self.swap_free = None
             for t, off in slots:
                 if t == si.type and 0 <= off < len(cur):
                     sh[off] = cur[off]
@@ -833,12 +840,10 @@ class IncrementalChecker:
         if self.lru_sizes != pgdat.node_lruvec.lru_zone_size:
             raise _Unusual
         if pgdat.swap_info:
-            free = 0
-            for si in pgdat.swap_info:
-                if si.swap_map[0] != SWAP_MAP_BAD:
-                    raise _Unusual
-                free += si.swap_map.count(0)
-            if free != pgdat.nr_swap_pages:
+            if self.swap_free is None:
+                self.swap_free = sum(si.swap_map.count(0) for si in pgdat.swap_info)
+            if self.swap_free != pgdat.nr_swap_pages or any(
+                    si.swap_map[0] != SWAP_MAP_BAD for si in pgdat.swap_info):
                 raise _Unusual
         # specs.pagetable and specs.cow: per-mm counters, NR_PAGETABLE, pgd_list
         if sum(pgdat.nr_pagetable.values()) != len(self.pt_flagged):
@@ -879,7 +884,7 @@ class IncrementalChecker:
                     mm, sorted(changed_leaves[key])):
                 raise _Unusual
         # specs.reclaim's rmap and i_mmap checks, again if any list they read changed
-        mappings = [f.f_mapping for f in files_of(mms, self.files)]
+        mappings = [f.f_mapping for f in self.files_now]
         avs = {id(av): av for chain in chains for av in chain}
         rmap = (list(map(id, mms)), chains, [av.rb_root[:] for av in avs.values()],
                 [(id(a), a.i_mmap[:]) for a in mappings])
@@ -897,20 +902,21 @@ V = TypeVar("V")
 
 
 def _dict_changes(cur: Mapping[int, V], sh: dict[int, V],
-                  candidates: Iterable[int]) -> list[tuple[int, V | None, V | None]]:
+                  candidates: set[int]) -> list[tuple[int, V | None, V | None]]:
     """The keys whose value differs between ``cur`` and its shadow ``sh`` as (key, old,
     new), bringing ``sh`` up to date: the candidate keys first, and a full diff only if
-    the two still differ after them."""
+    the two still differ after them (or at once, for dicts smaller than the candidates)."""
     out: list[tuple[int, V | None, V | None]] = []
-    for k in candidates:
-        a = cur.get(k)
-        b = sh.get(k)
-        if a is not b and a != b:
-            out.append((k, b, a))
-            if a is None:
-                del sh[k]
-            else:
-                sh[k] = a
+    if len(cur) + len(sh) > len(candidates):
+        for k in candidates:
+            a = cur.get(k)
+            b = sh.get(k)
+            if a is not b and a != b:
+                out.append((k, b, a))
+                if a is None:
+                    del sh[k]
+                else:
+                    sh[k] = a
     if cur != sh:
         for k in {k for k, _ in cur.items() ^ sh.items()}:
             a = cur.get(k)
