@@ -7,8 +7,9 @@
   mapping (dup_mm → dup_mmap → copy_page_range over 16,384 present ptes), pages per second.
 - fuzz.steps_per_s: the whole-system state machine's steps (refmodel.specs.system) driven by
   a seeded random loop with every invariant (buddy, page tables, VMAs, COW/counts/leaks)
-  checked after each step and every access checked against the oracle; checked steps per
-  second. (Hypothesis' own overhead under the ci profile is left out: the steps and checks
+  checked after each step (by refmodel.specs.incremental, which reads what the step
+  changed and falls back on the full check for anything else) and every access checked
+  against the oracle; checked steps per second. (Hypothesis' own overhead under the ci profile is left out: the steps and checks
   are the same.)
 Each figure is the best of a few runs.
 """

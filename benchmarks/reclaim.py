@@ -9,7 +9,8 @@
   pressure on: the ordinary step mix of fuzz.steps_per_s on the small pressure machine with
   swap, plus "stress" steps at weight 1 (about one step in 95 maps and touches 64-512
   pages), while the idle init holds 1,400 pages of ballast, so that kswapd, direct reclaim
-  and swap run throughout the walk. Checked steps per second; fuzz.pressure_pages_swapped
+  and swap run throughout the walk. Checked steps per second (every invariant after every
+  step, through refmodel.specs.incremental as in fuzz.steps_per_s); fuzz.pressure_pages_swapped
   is how many pages went out to or came in from swap during the measured run (the proof
   that pressure was on).
 - fuzz.stress_steps_per_s: the same walk with stress steps at weight 20 (a sixth of the
