@@ -9,8 +9,8 @@
   a seeded random loop with every invariant (buddy, page tables, VMAs, COW/counts/leaks)
   checked after each step (by refmodel.specs.incremental, which reads what the step
   changed and falls back on the full check for anything else) and every access checked
-  against the oracle; checked steps per second. (Hypothesis' own overhead under the ci profile is left out: the steps and checks
-  are the same.)
+  against the oracle; checked steps per second. (Hypothesis' own overhead under the ci
+  profile is left out: the steps and checks are the same.)
 Each figure is the best of a few runs.
 """
 
