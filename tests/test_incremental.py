@@ -143,6 +143,17 @@ def _plant_free_list_drop(s: System) -> None:
     del fl[pfn]
 
 
+def _plant_free_block_index(s: System) -> None:
+    _, pfn = _free_block(s)
+    _bump(s.m.pgdat.mem_map[pfn], "index")
+
+
+def _plant_pcp_allocated_page(s: System) -> None:
+    zone = s.m.pgdat.node_zones[1]
+    zone.pageset.lists[0].append(s.m.pgdat.mem_map[_mapped_anon(s)])
+    zone.pageset.count += 1
+
+
 def _plant_nr_free(s: System) -> None:
     _bump(s.m.pgdat.node_zones[1].free_area[0], "nr_free")
 
@@ -265,7 +276,8 @@ PLANTS: list[tuple[Callable[[System], None], bool]] = [
     (_plant_refcount, False), (_plant_mapcount, False), (_plant_shared_writable, False),
     (_plant_pte_to_free_page, False), (_plant_page_flag_lru, False), (_plant_page_pfn, False),
     (_plant_allocated_drop, False), (_plant_allocated_extra, False),
-    (_plant_free_list_drop, False), (_plant_nr_free, False), (_plant_lru_drop, False),
+    (_plant_free_list_drop, False), (_plant_free_block_index, False),
+    (_plant_pcp_allocated_page, False), (_plant_nr_free, False), (_plant_lru_drop, False),
     (_plant_lru_move, False), (_plant_lru_size, False), (_plant_page_cache_drop, False),
     (_plant_swap_map, True), (_plant_swap_pte_slot, True), (_plant_swap_cache, True),
     (_plant_slots_cache, True), (_plant_nr_swap_pages, True), (_plant_rss, False),
