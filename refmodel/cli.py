@@ -126,7 +126,10 @@ def _check_system_under_pressure(steps: int, seed: int) -> dict[str, object]:
     s = System(PRESSURE)
     violations: list[str] = []
     try:
+        # Every step is checked incrementally (System.check); the full check once more at
+        # the end cross-checks the two.
         random_steps(s, random.Random(seed), steps, check=True, stress_weight=10)
+        violations += [str(v) for v in s.violations()]
         s.teardown()
     except AssertionError as e:  # an invariant, the oracle or teardown's leak check
         violations.append(str(e))
