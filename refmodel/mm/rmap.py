@@ -7,9 +7,10 @@ interval trees, anon_vma locking and the reverse walk itself come with reclaim.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
+from typing import Generic, TypeVar
 
 from refmodel.arch.x86.pgtable import (
     _NO_ENTRIES,
@@ -64,6 +65,7 @@ PG_swapcache = int(PageFlags.PG_owner_priv_1)
 PG_swapbacked_ = int(PageFlags.PG_swapbacked)
 PAGE_SHIFT = 12
 PG_swapbacked = int(PageFlags.PG_swapbacked)
+T = TypeVar("T")
 
 
 @kernel(F)
@@ -268,11 +270,13 @@ def page_remove_rmap(pgdat: pglist_data, page: Page, compound: bool = False) -> 
 
 
 @dataclass(slots=True)
-class rmap_walk_control:
-    """struct rmap_walk_control: rmap_one is called for every VMA that may map the page
-    (False stops the walk); done, if set, is asked after each VMA whether to stop."""
+class rmap_walk_control(Generic[T]):
+    """struct rmap_walk_control: rmap_one(page, vma, address, arg) is called for every VMA
+    that may map the page (False stops the walk); done, if set, is asked after each VMA
+    whether to stop."""
 
-    rmap_one: Callable[[Page, vm_area_struct, int], bool]
+    rmap_one: Callable[[Page, vm_area_struct, int, T], bool]
+    arg: T
     done: Callable[[Page], bool] | None = None
 
 
@@ -326,26 +330,32 @@ def page_vma_mapped_walk(pgdat: pglist_data, page: Page, vma: vm_area_struct,
 _by_pgoff = attrgetter("vm_pgoff")
 
 
-def _walk_vmas(page: Page, tree: list[vm_area_struct], rwc: rmap_walk_control) -> None:
+def _walk_vmas(page: Page, tree: list[vm_area_struct], rwc: rmap_walk_control[T]) -> None:
     """The interval-tree walk both rmap walks share: the VMAs covering page->index
     (vma_start_pgoff <= pgoff <= vma_last_pgoff), in vm_pgoff order, until rmap_one or done
     says stop."""
     pgoff = page.index
-    hits = [v for v in tree
-            if v.vm_pgoff <= pgoff < v.vm_pgoff + ((v.vm_end - v.vm_start) >> PAGE_SHIFT)]
-    if len(hits) > 1:
+    hits: Sequence[vm_area_struct]
+    if len(tree) == 1:  # the usual tree: one VMA, nothing to sort
+        v = tree[0]
+        hits = (v,) if v.vm_pgoff <= pgoff < v.vm_pgoff + ((v.vm_end - v.vm_start) >> PAGE_SHIFT) \
+            else ()
+    else:
+        hits = [v for v in tree
+                if v.vm_pgoff <= pgoff < v.vm_pgoff + ((v.vm_end - v.vm_start) >> PAGE_SHIFT)]
         hits.sort(key=_by_pgoff)  # stable, as the interval tree's in-order walk
     rmap_one = rwc.rmap_one
+    arg = rwc.arg
     done = rwc.done
     for vma in hits:
-        if not rmap_one(page, vma, vma_address(page, vma)):
+        if not rmap_one(page, vma, vma_address(page, vma), arg):
             break
         if done is not None and done(page):
             break
 
 
 @kernel(F)
-def rmap_walk_anon(page: Page, rwc: rmap_walk_control) -> None:
+def rmap_walk_anon(page: Page, rwc: rmap_walk_control[T]) -> None:
     """Models mm/rmap.c:rmap_walk_anon: every VMA in the page's anon_vma tree whose range
     covers page->index, in pgoff order."""
     av = page.mapping
@@ -355,7 +365,7 @@ def rmap_walk_anon(page: Page, rwc: rmap_walk_control) -> None:
 
 
 @kernel(F)
-def rmap_walk_file(page: Page, rwc: rmap_walk_control) -> None:
+def rmap_walk_file(page: Page, rwc: rmap_walk_control[T]) -> None:
     """Models mm/rmap.c:rmap_walk_file: every VMA of the file's i_mmap tree covering
     page->index, in pgoff order."""
     mapping = page.mapping
@@ -365,7 +375,7 @@ def rmap_walk_file(page: Page, rwc: rmap_walk_control) -> None:
 
 
 @kernel(F)
-def rmap_walk(page: Page, rwc: rmap_walk_control) -> None:
+def rmap_walk(page: Page, rwc: rmap_walk_control[T]) -> None:
     """Models mm/rmap.c:rmap_walk (no KSM)."""
     if page.mapping_flags & PAGE_MAPPING_ANON:
         rmap_walk_anon(page, rwc)
@@ -414,11 +424,10 @@ def page_referenced(page: Page, is_locked: int = 1) -> tuple[int, int]:
     """Models mm/rmap.c:page_referenced (global reclaim, no memcg): how many mappings saw
     the page accessed since the last look (clearing the accessed bits), and the union of
     their vm_flags. (0, 0) for an unmapped page."""
-    pra = page_referenced_arg(mapcount=page._mapcount + 1)
+    pra = page_referenced_arg(page._mapcount + 1)
     if not pra.mapcount or page.mapping is None:
         return 0, 0
-    rwc = rmap_walk_control(rmap_one=lambda p, v, a: page_referenced_one(p, v, a, pra))
-    rmap_walk(page, rwc)
+    rmap_walk(page, rmap_walk_control(page_referenced_one, pra))
     return pra.referenced, pra.vm_flags
 
 
@@ -486,14 +495,13 @@ def mlock_vma_page(pgdat: pglist_data, page: Page) -> None:
 
 
 @kernel(F)
-def try_to_unmap_one(page: Page, vma: vm_area_struct, address: int, flags: int,
-                     result: list[bool]) -> bool:
+def try_to_unmap_one(page: Page, vma: vm_area_struct, address: int, flags: int) -> bool:
     """Models mm/rmap.c:try_to_unmap_one for an order-0 page: in a VM_LOCKED VMA the page
     is mlocked and the unmap fails; else the pte is cleared (its dirty bit passed to the
     page), and an anonymous page's pte becomes the swap entry of its swap-cache slot (one
     more swap_map reference; MM_ANONPAGES -1, MM_SWAPENTS +1; soft-dirty carried over),
     a file page's just goes (its rss counter -1). The mapping and its page reference go.
-    ``result[0]`` becomes False on failure; returns whether to continue the walk."""
+    Returns whether to continue the walk (False on failure)."""
     mm = vma.vm_mm
     assert mm is not None and mm.pgdat is not None
     pgdat = mm.pgdat
@@ -502,7 +510,6 @@ def try_to_unmap_one(page: Page, vma: vm_area_struct, address: int, flags: int,
         return True
     if not flags & TTU_IGNORE_MLOCK and vma.vm_flags & VM_LOCKED:
         mlock_vma_page(pgdat, page)
-        result[0] = False
         return False
     pteval = ptep_get_and_clear(pgdat, mm, address, ptep)  # ptep_clear_flush
     if pteval & _PAGE_DIRTY:
@@ -515,11 +522,9 @@ def try_to_unmap_one(page: Page, vma: vm_area_struct, address: int, flags: int,
         entry = page.private
         if bool(page.flags & PG_swapbacked_) != bool(page.flags & PG_swapcache):
             write_entry(pgdat, ptep, pteval)  # WARN_ON_ONCE(1): put the pte back
-            result[0] = False
             return False
         if swap_duplicate(pgdat, entry) < 0:
             write_entry(pgdat, ptep, pteval)
-            result[0] = False
             return False
         mm.rss_stat[MM_ANONPAGES] -= 1
         mm.rss_stat[MM_SWAPENTS] += 1
@@ -538,11 +543,12 @@ def try_to_unmap_one(page: Page, vma: vm_area_struct, address: int, flags: int,
 def try_to_unmap(page: Page, flags: int) -> bool:
     """Models mm/rmap.c:try_to_unmap: unmap the page from every pte (rmap_walk, stopping
     once it is mapped nowhere); True if no mapping is left."""
-    result = [True]
-    rwc = rmap_walk_control(
-        rmap_one=lambda p, v, a: try_to_unmap_one(p, v, a, flags, result),
-        done=lambda p: p._mapcount < 0)  # page_mapcount_is_zero
-    rmap_walk(page, rwc)
+    rmap_walk(page, rmap_walk_control(try_to_unmap_one, flags, page_mapcount_is_zero))
+    return page._mapcount < 0
+
+
+def page_mapcount_is_zero(page: Page) -> bool:
+    """mm/rmap.c:page_mapcount_is_zero (order 0): try_to_unmap's walk stops once true."""
     return page._mapcount < 0
 
 
@@ -571,7 +577,7 @@ def page_mkclean(page: Page) -> int:
         return 0
     cleaned = [0]
     rwc = rmap_walk_control(
-        rmap_one=lambda p, v, a: (not v.vm_flags & VM_SHARED)
-        or page_mkclean_one(p, v, a, cleaned))
+        lambda p, v, a, arg: (not v.vm_flags & VM_SHARED) or page_mkclean_one(p, v, a, arg),
+        cleaned)
     rmap_walk(page, rwc)
     return cleaned[0]
