@@ -13,7 +13,6 @@ from operator import attrgetter
 from typing import Generic, TypeVar
 
 from refmodel.arch.x86.pgtable import (
-    _NO_ENTRIES,
     p4d_offset,
     p4d_present,
     pgd_offset,
@@ -291,19 +290,37 @@ def vma_address(page: Page, vma: vm_area_struct) -> int:
 def mm_find_pmd(pgdat: pglist_data, mm: mm_struct, address: int) -> int | None:
     """Models mm/rmap.c:mm_find_pmd: the pmd entry covering address if every level above
     is present and the pmd is present (no THP); else None."""
-    levels = mm.paging_levels
-    get = pgdat.pgtables.get  # each level's entry read in line (read_entry)
+    # Each level's entry is read in line (read_entry): a missing table or entry is a
+    # KeyError, read as 0.
+    tables = pgdat.pgtables
     pgd = pgd_offset(mm, address)
-    if not pgd_present(get(pgd >> PAGE_SHIFT, _NO_ENTRIES).get((pgd >> 3) & 511, 0), levels):
+    try:
+        val = tables[pgd >> PAGE_SHIFT][(pgd >> 3) & 511]
+    except KeyError:
+        val = 0
+    if not pgd_present(val, mm.paging_levels):
         return None
     p4d = p4d_offset(pgdat, pgd, address)
-    if not p4d_present(get(p4d >> PAGE_SHIFT, _NO_ENTRIES).get((p4d >> 3) & 511, 0)):
+    if p4d != pgd:  # folded (4-level): the p4d entry is the pgd entry just read
+        try:
+            val = tables[p4d >> PAGE_SHIFT][(p4d >> 3) & 511]
+        except KeyError:
+            val = 0
+    if not p4d_present(val):
         return None
     pud = pud_offset(pgdat, p4d, address)
-    if not pud_present(get(pud >> PAGE_SHIFT, _NO_ENTRIES).get((pud >> 3) & 511, 0)):
+    try:
+        val = tables[pud >> PAGE_SHIFT][(pud >> 3) & 511]
+    except KeyError:
+        val = 0
+    if not pud_present(val):
         return None
     pmd = pmd_offset(pgdat, pud, address)
-    if not pmd_present(get(pmd >> PAGE_SHIFT, _NO_ENTRIES).get((pmd >> 3) & 511, 0)):
+    try:
+        val = tables[pmd >> PAGE_SHIFT][(pmd >> 3) & 511]
+    except KeyError:
+        val = 0
+    if not pmd_present(val):
         return None
     return pmd
 
@@ -319,7 +336,10 @@ def page_vma_mapped_walk(pgdat: pglist_data, page: Page, vma: vm_area_struct,
     if pmd is None:
         return None
     ptep = pte_offset_map(pgdat, pmd, address)
-    pte = pgdat.pgtables.get(ptep >> PAGE_SHIFT, _NO_ENTRIES).get((ptep >> 3) & 511, 0)
+    try:
+        pte = pgdat.pgtables[ptep >> PAGE_SHIFT][(ptep >> 3) & 511]
+    except KeyError:  # pte_none
+        return None
     if not pte & (_PAGE_PRESENT | _PAGE_PROTNONE):
         return None
     if pte_pfn(pte) != page.pfn:

@@ -85,6 +85,10 @@ PG_swapbacked = int(PageFlags.PG_swapbacked)
 PG_mlocked = int(PageFlags.PG_mlocked)
 PG_workingset = int(PageFlags.PG_workingset)
 PG_unevictable = int(PageFlags.PG_unevictable)
+PG_swapcache = int(PageFlags.PG_owner_priv_1)
+_SWAPCACHE = PG_swapcache | PG_swapbacked  # PageSwapCache, tested in line on hot paths
+_GFP_FS = G.__GFP_FS
+_GFP_IO = G.__GFP_IO
 EVICTABLE_LRUS = (LRU_INACTIVE_ANON, LRU_ACTIVE_ANON, LRU_INACTIVE_FILE, LRU_ACTIVE_FILE)
 
 
@@ -263,7 +267,7 @@ def page_check_references(page: Page, sc: scan_control) -> int:
     PAGEREF_KEEP for once, PAGEREF_RECLAIM_CLEAN for an unmapped file page with only
     PG_referenced, else PAGEREF_RECLAIM (also for an mlocked VMA: try_to_unmap mlocks)."""
     referenced_ptes, vm_flags = page_referenced(page, 1)
-    referenced_page = bool(page.flags & PG_referenced)
+    referenced_page = page.flags & PG_referenced
     page.flags &= ~PG_referenced  # TestClearPageReferenced
     if vm_flags & VM_LOCKED:
         return PAGEREF_RECLAIM
@@ -282,7 +286,7 @@ def page_check_references(page: Page, sc: scan_control) -> int:
 def _page_mapping(page: Page) -> object | None:
     """mm/util.c:page_mapping: the swap cache for a swap-cache page, None for other
     anonymous pages, else page->mapping."""
-    if PageSwapCache(page):
+    if page.flags & _SWAPCACHE == _SWAPCACHE:  # PageSwapCache
         return "swapper_space"
     if page.mapping_flags:
         return None
@@ -342,7 +346,7 @@ def __remove_mapping(pgdat: pglist_data, mapping: object, page: Page) -> int:
     if page.flags & PG_dirty:
         return 0
     page._refcount = 0  # page_ref_freeze
-    if PageSwapCache(page):
+    if page.flags & _SWAPCACHE == _SWAPCACHE:  # PageSwapCache
         entry = page.private
         __delete_from_swap_cache(pgdat, page, entry)
         put_swap_page(pgdat, page, entry)
@@ -385,11 +389,12 @@ def _shrink_one_page(pgdat: pglist_data, page: Page, sc: scan_control,
     """One page of shrink_page_list: "free", "activate" or "keep"."""
     if not page_evictable(page):
         return "activate"
-    may_enter_fs = bool(sc.gfp_mask & G.__GFP_FS) or (
-        PageSwapCache(page) and bool(sc.gfp_mask & G.__GFP_IO))
-    if page_is_file_lru(page) and page.flags & (PG_dirty | PG_writeback):
+    flags = page.flags  # until page_check_references changes them
+    may_enter_fs = sc.gfp_mask & _GFP_FS or (
+        flags & _SWAPCACHE == _SWAPCACHE and sc.gfp_mask & _GFP_IO)
+    if page_is_file_lru(page) and flags & (PG_dirty | PG_writeback):
         stat.nr_dirty += 1
-        if page.flags & PG_dirty and not page.flags & PG_writeback:
+        if flags & PG_dirty and not flags & PG_writeback:
             stat.nr_unqueued_dirty += 1
     references = page_check_references(page, sc)
     if references == PAGEREF_ACTIVATE:
@@ -397,13 +402,17 @@ def _shrink_one_page(pgdat: pglist_data, page: Page, sc: scan_control,
     if references == PAGEREF_KEEP:
         stat.nr_ref_keep += 1
         return "keep"
-    if page.mapping_flags and page.flags & PG_swapbacked and not PageSwapCache(page):
-        if not sc.gfp_mask & G.__GFP_IO:
+    flags = page.flags
+    # an anonymous page not yet in the swap cache (PageSwapCache, PG_swapbacked known set)
+    if page.mapping_flags and flags & PG_swapbacked and not flags & PG_swapcache:
+        if not sc.gfp_mask & _GFP_IO:
             return "keep"
         if not add_to_swap(pgdat, page):
             return "activate"
         may_enter_fs = True
-    mapping = _page_mapping(page)
+        mapping: object | None = "swapper_space"  # page_mapping: now in the swap cache
+    else:
+        mapping = _page_mapping(page)
     if page._mapcount >= 0:
         if not try_to_unmap(page, TTU_BATCH_FLUSH):
             stat.nr_unmap_fail += 1

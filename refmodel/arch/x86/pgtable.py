@@ -248,21 +248,30 @@ def p4d_offset(pgdat: pglist_data, pgd: int, address: int) -> int:
 @kernel(PGT_H)
 def pud_offset(pgdat: pglist_data, p4d: int, address: int) -> int:
     """Models asm/pgtable.h:pud_offset(p4d, address)."""
-    p4dval = pgdat.pgtables.get(p4d >> PAGE_SHIFT, _NO_ENTRIES).get((p4d >> 3) & 511, 0)
+    try:  # READ_ONCE(*p4d): a missing table or entry reads as 0
+        p4dval = pgdat.pgtables[p4d >> PAGE_SHIFT][(p4d >> 3) & 511]
+    except KeyError:
+        p4dval = 0
     return p4d_page_vaddr(p4dval) + (pud_index(address) << 3)
 
 
 @kernel(PGT_H)
 def pmd_offset(pgdat: pglist_data, pud: int, address: int) -> int:
     """Models asm/pgtable.h:pmd_offset(pud, address)."""
-    pudval = pgdat.pgtables.get(pud >> PAGE_SHIFT, _NO_ENTRIES).get((pud >> 3) & 511, 0)
+    try:  # READ_ONCE(*pud): a missing table or entry reads as 0
+        pudval = pgdat.pgtables[pud >> PAGE_SHIFT][(pud >> 3) & 511]
+    except KeyError:
+        pudval = 0
     return pud_page_vaddr(pudval) + (pmd_index(address) << 3)
 
 
 @kernel(PGT_H)
 def pte_offset_kernel(pgdat: pglist_data, pmd: int, address: int) -> int:
     """Models asm/pgtable.h:pte_offset_kernel(pmd, address)."""
-    pmdval = pgdat.pgtables.get(pmd >> PAGE_SHIFT, _NO_ENTRIES).get((pmd >> 3) & 511, 0)
+    try:  # READ_ONCE(*pmd): a missing table or entry reads as 0
+        pmdval = pgdat.pgtables[pmd >> PAGE_SHIFT][(pmd >> 3) & 511]
+    except KeyError:
+        pmdval = 0
     return pmd_page_vaddr(pmdval) + (pte_index(address) << 3)
 
 
@@ -420,7 +429,7 @@ def pgd_none(pgd: int, levels: int) -> bool:
 
 @kernel(PGT_H)
 def pgd_present(pgd: int, levels: int) -> bool:
-    if not pgtable_l5_enabled(levels):
+    if levels != 5:  # !pgtable_l5_enabled
         return True
     return bool(pgd & PTE_FLAGS_MASK & _PAGE_PRESENT)
 
