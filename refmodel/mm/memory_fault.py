@@ -620,7 +620,7 @@ def do_swap_page(vmf: vm_fault) -> int:
         page = swapin_readahead(pgdat, entry, G.GFP_HIGHUSER_MOVABLE, vma, vmf.address)
         swapcache = page
         if page is None:
-            if read_entry(pgdat, vmf.pte) == vmf.orig_pte:
+            if read_entry(pgdat, ptep) == vmf.orig_pte:
                 return VM_FAULT_OOM
             return 0
         ret = VM_FAULT_MAJOR
@@ -645,7 +645,7 @@ def do_swap_page(vmf: vm_fault) -> int:
         exclusive = RMAP_EXCLUSIVE
     if pte_swp_soft_dirty(vmf.orig_pte):
         pte |= _PAGE_SOFT_DIRTY  # pte_mksoft_dirty
-    set_pte_at(pgdat, mm, vmf.address, vmf.pte, pte)
+    set_pte_at(pgdat, mm, vmf.address, ptep, pte)
     vmf.orig_pte = pte
     assert swapcache is page
     do_page_add_anon_rmap(pgdat, page, vma, vmf.address, exclusive)
