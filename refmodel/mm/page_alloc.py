@@ -157,7 +157,7 @@ def add_to_free_list(page: Page, zone: Zone, order: int, migratetype: int) -> No
     fl = area.free_list[migratetype]
     pfn = page.pfn
     fl[pfn] = page
-    fl.move_to_end(pfn, last=False)
+    fl.move_to_end(pfn, False)  # last=False: to the head
     page.index = migratetype  # model: lists are not intrusive, so remember which one
     area.nr_free += 1
 

@@ -49,8 +49,9 @@ from refmodel.mm.mm_types import (
     vm_area_struct,
 )
 from refmodel.mm.mmzone import pglist_data
+from refmodel.mm.page_alloc import put_page_testzero
 from refmodel.mm.page_writeback import set_page_dirty
-from refmodel.mm.swap import drop_page_ref, lru_cache_add
+from refmodel.mm.swap import __put_page, drop_page_ref, lru_cache_add
 from refmodel.mm.swapfile import swap_duplicate
 from refmodel.mm.swapops import pte_swp_mksoft_dirty, swp_entry_to_pte
 from refmodel.mm.types import PAGE_MAPPING_ANON, Page, PageFlags
@@ -350,6 +351,15 @@ def page_vma_mapped_walk(pgdat: pglist_data, page: Page, vma: vm_area_struct,
 _by_pgoff = attrgetter("vm_pgoff")
 
 
+def _covering(pgoff: int, tree: list[vm_area_struct]) -> list[vm_area_struct]:
+    """The VMAs of tree covering pgoff, in vm_pgoff order (a function of its own: the
+    comprehension would make _walk_vmas's locals closure cells)."""
+    hits = [v for v in tree
+            if v.vm_pgoff <= pgoff < v.vm_pgoff + ((v.vm_end - v.vm_start) >> PAGE_SHIFT)]
+    hits.sort(key=_by_pgoff)  # stable, as the interval tree's in-order walk
+    return hits
+
+
 def _walk_vmas(page: Page, tree: list[vm_area_struct], rwc: rmap_walk_control[T]) -> None:
     """The interval-tree walk both rmap walks share: the VMAs covering page->index
     (vma_start_pgoff <= pgoff <= vma_last_pgoff), in vm_pgoff order, until rmap_one or done
@@ -361,9 +371,7 @@ def _walk_vmas(page: Page, tree: list[vm_area_struct], rwc: rmap_walk_control[T]
         hits = (v,) if v.vm_pgoff <= pgoff < v.vm_pgoff + ((v.vm_end - v.vm_start) >> PAGE_SHIFT) \
             else ()
     else:
-        hits = [v for v in tree
-                if v.vm_pgoff <= pgoff < v.vm_pgoff + ((v.vm_end - v.vm_start) >> PAGE_SHIFT)]
-        hits.sort(key=_by_pgoff)  # stable, as the interval tree's in-order walk
+        hits = _covering(pgoff, tree)
     rmap_one = rwc.rmap_one
     arg = rwc.arg
     done = rwc.done
@@ -534,28 +542,29 @@ def try_to_unmap_one(page: Page, vma: vm_area_struct, address: int, flags: int) 
     pteval = ptep_get_and_clear(pgdat, mm, address, ptep)  # ptep_clear_flush
     if pteval & _PAGE_DIRTY:
         set_page_dirty(page)
-    if mm.rss_stat[MM_FILEPAGES] + mm.rss_stat[MM_ANONPAGES] + mm.rss_stat[MM_SHMEMPAGES] \
-            > mm.hiwater_rss:
-        mm.hiwater_rss = (mm.rss_stat[MM_FILEPAGES] + mm.rss_stat[MM_ANONPAGES]
-                          + mm.rss_stat[MM_SHMEMPAGES])  # update_hiwater_rss
+    rss = mm.rss_stat
+    if rss[MM_FILEPAGES] + rss[MM_ANONPAGES] + rss[MM_SHMEMPAGES] > mm.hiwater_rss:
+        mm.hiwater_rss = rss[MM_FILEPAGES] + rss[MM_ANONPAGES] + rss[MM_SHMEMPAGES]
     if page.mapping_flags & PAGE_MAPPING_ANON:
         entry = page.private
-        if bool(page.flags & PG_swapbacked_) != bool(page.flags & PG_swapcache):
+        both = page.flags & (PG_swapbacked_ | PG_swapcache)
+        if both and both != PG_swapbacked_ | PG_swapcache:  # one set without the other
             write_entry(pgdat, ptep, pteval)  # WARN_ON_ONCE(1): put the pte back
             return False
         if swap_duplicate(pgdat, entry) < 0:
             write_entry(pgdat, ptep, pteval)
             return False
-        mm.rss_stat[MM_ANONPAGES] -= 1
-        mm.rss_stat[MM_SWAPENTS] += 1
+        rss[MM_ANONPAGES] -= 1
+        rss[MM_SWAPENTS] += 1
         swp_pte = swp_entry_to_pte(entry)
         if pteval & _PAGE_SOFT_DIRTY:
             swp_pte = pte_swp_mksoft_dirty(swp_pte)
         set_pte_at(pgdat, mm, address, ptep, swp_pte)
     else:
-        mm.rss_stat[MM_SHMEMPAGES if page.flags & PG_swapbacked_ else MM_FILEPAGES] -= 1
+        rss[MM_SHMEMPAGES if page.flags & PG_swapbacked_ else MM_FILEPAGES] -= 1
     page_remove_rmap(pgdat, page, False)
-    drop_page_ref(pgdat, page)
+    if put_page_testzero(page):  # put_page (drop_page_ref, in line)
+        __put_page(pgdat, page)
     return True
 
 

@@ -19,10 +19,11 @@ from refmodel.mm import gfp as G
 from refmodel.mm.mempolicy import alloc_page_vma
 from refmodel.mm.mm_types import vm_area_struct
 from refmodel.mm.mmzone import pglist_data
+from refmodel.mm.page_alloc import put_page_testzero
 from refmodel.mm.page_io import __swap_writepage, swap_readpage
 from refmodel.mm.page_writeback import set_page_dirty
+from refmodel.mm.swap import __put_page, lru_cache_add, release_pages
 from refmodel.mm.swap import drop_page_ref as _put_page
-from refmodel.mm.swap import lru_cache_add, release_pages
 from refmodel.mm.swap_slots import __swap_entry_free, get_swap_page, put_swap_page
 from refmodel.mm.swapfile import (
     TTRS_ANYWAY,
@@ -256,7 +257,8 @@ def swap_cluster_readahead(pgdat: pglist_data, entry: int, gfp_mask: int,
                 swap_readpage(pgdat, page)
                 if offset != entry_offset:
                     page.flags |= PG_readahead
-            _put_page(pgdat, page)
+            if put_page_testzero(page):  # put_page (drop_page_ref, in line)
+                __put_page(pgdat, page)
     return read_swap_cache_async(pgdat, entry, gfp_mask, vma, addr)
 
 

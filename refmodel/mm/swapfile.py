@@ -73,9 +73,10 @@ def swap_info_get(pgdat: pglist_data, entry: int) -> swap_info_struct:
     """mm/swapfile.c:_swap_info_get: the area of an entry, or the kernel's "Bad swap
     file entry" / "Unused swap offset" complaints (raised, since 5.10 only prints them)."""
     t = swp_type(entry)
-    if t >= len(pgdat.swap_info):
+    swap_info = pgdat.swap_info
+    if t >= len(swap_info):
         raise KernelBug("_swap_info_get: Bad swap file entry", f"entry {entry:#x}")
-    si = pgdat.swap_info[t]
+    si = swap_info[t]
     off = swp_offset(entry)
     if off >= si.max:
         raise KernelBug("_swap_info_get: Bad swap offset entry", f"entry {entry:#x}")
@@ -339,10 +340,11 @@ def __swap_duplicate(pgdat: pglist_data, entry: int, usage: int) -> int:
     the slot for the swap cache (SWAP_HAS_CACHE: -EEXIST if it has a cache page already,
     -ENOENT if nobody uses the slot). 0 or -errno."""
     t, off = swp_type(entry), swp_offset(entry)
-    if t >= len(pgdat.swap_info) or off >= pgdat.swap_info[t].max:
+    swap_info = pgdat.swap_info
+    if t >= len(swap_info) or off >= swap_info[t].max:
         return -EINVAL  # "Bad swap file entry"
-    si = pgdat.swap_info[t]
-    count = si.swap_map[off]
+    swap_map = swap_info[t].swap_map
+    count = swap_map[off]
     if count & ~SWAP_HAS_CACHE == SWAP_MAP_BAD:
         return -ENOENT
     has_cache = count & SWAP_HAS_CACHE
@@ -363,7 +365,7 @@ def __swap_duplicate(pgdat: pglist_data, entry: int, usage: int) -> int:
                             f"slot {off} would need more than {SWAP_MAP_MAX} references")
     else:
         err = -ENOENT
-    si.swap_map[off] = count | has_cache
+    swap_map[off] = count | has_cache
     return err
 
 

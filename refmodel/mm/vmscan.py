@@ -150,8 +150,11 @@ def zone_reclaimable_pages(pgdat: pglist_data, zone: Zone) -> int:
 def lruvec_lru_size(pgdat: pglist_data, lru: int, zone_idx: int) -> int:
     """Models mm/vmscan.c:lruvec_lru_size: the list's pages in managed zones <= zone_idx."""
     sz = pgdat.node_lruvec.lru_zone_size[lru]
-    return sum(sz[z.zone_idx] for z in pgdat.node_zones[:min(zone_idx, MAX_NR_ZONES - 1) + 1]
-               if z.managed_pages)
+    total = 0
+    for z in pgdat.node_zones[:min(zone_idx, MAX_NR_ZONES - 1) + 1]:
+        if z.managed_pages:
+            total += sz[z.zone_idx]
+    return total
 
 
 def _int_sqrt(x: int) -> int:
@@ -165,8 +168,9 @@ def _int_sqrt(x: int) -> int:
 def inactive_is_low(pgdat: pglist_data, inactive_lru: int) -> bool:
     """Models mm/vmscan.c:inactive_is_low: inactive * ratio < active, the ratio being
     int_sqrt(10 * GiB of the pair) (1 below 1 GiB)."""
-    inactive = _node_lru(pgdat, inactive_lru)
-    active = _node_lru(pgdat, inactive_lru + LRU_ACTIVE)
+    sizes = pgdat.node_lruvec.lru_zone_size  # node_page_state, as _node_lru reads it
+    inactive = sum(sizes[inactive_lru])
+    active = sum(sizes[inactive_lru + LRU_ACTIVE])
     gb = (inactive + active) >> (30 - 12)
     ratio = _int_sqrt(10 * gb) if gb else 1
     return inactive * ratio < active
@@ -202,10 +206,11 @@ def isolate_lru_pages(pgdat: pglist_data, nr_to_scan: int, lv: lruvec, sc: scan_
     skipped: list[Page] = []
     total_scan = scan = 0
     sizes = lv.lru_zone_size[lru]
+    reclaim_idx = sc.reclaim_idx
     while scan < nr_to_scan and src:
-        _, page = src.popitem(last=True)
+        page = src.popitem()[1]  # the tail
         total_scan += 1
-        if page.zone_idx > sc.reclaim_idx:
+        if page.zone_idx > reclaim_idx:
             skipped.append(page)
             continue
         scan += 1

@@ -83,8 +83,9 @@ def cpu_translate(pgdat: pglist_data, pgd_pfn: int, levels: int, address: int, w
         table = tables[(e3 & PTE_PFN_MASK) >> PAGE_SHIFT]
         idx = (address >> PAGE_SHIFT) & 511
         val = table.get(idx, 0)  # the entry a first touch finds missing: no exception
-        if not val & _PAGE_PRESENT:
-            return _pf_error(0, write, instr)
+        if not val & _PAGE_PRESENT:  # the usual fault: _pf_error(0, write, instr), in line
+            return ~(X86_PF_USER | (X86_PF_WRITE if write else 0)
+                     | (X86_PF_INSTR if instr else 0))
     except KeyError:
         return _pf_error(0, write, instr)
     rights &= e1 & e2 & e3 & val

@@ -591,9 +591,12 @@ def pte_clear(pgdat: pglist_data, mm: mm_struct, addr: int, ptep: int) -> None:
 @kernel(PGT64_H)
 def native_ptep_get_and_clear(pgdat: pglist_data, ptep: int) -> int:
     """Models asm/pgtable_64.h:native_ptep_get_and_clear (an xchg with 0 on SMP)."""
-    old = read_entry(pgdat, ptep)
-    write_entry(pgdat, ptep, 0)
-    return old
+    table = pgdat.pgtables.get(ptep >> PAGE_SHIFT)
+    if table is None or ptep & 7:  # not a table, or not an entry (ENTRY_SIZE 8)
+        old = read_entry(pgdat, ptep)
+        write_entry(pgdat, ptep, 0)  # raises the model's KernelBug
+        return old
+    return table.pop((ptep >> 3) & 511, 0)  # read_entry and write_entry(0), in line
 
 
 @kernel(PGT_H)
