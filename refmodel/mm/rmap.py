@@ -7,7 +7,7 @@ interval trees, anon_vma locking and the reverse walk itself come with reclaim.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Generic, TypeVar
@@ -351,27 +351,14 @@ def page_vma_mapped_walk(pgdat: pglist_data, page: Page, vma: vm_area_struct,
 _by_pgoff = attrgetter("vm_pgoff")
 
 
-def _covering(pgoff: int, tree: list[vm_area_struct]) -> list[vm_area_struct]:
-    """The VMAs of tree covering pgoff, in vm_pgoff order (a function of its own: the
-    comprehension would make _walk_vmas's locals closure cells)."""
-    hits = [v for v in tree
-            if v.vm_pgoff <= pgoff < v.vm_pgoff + ((v.vm_end - v.vm_start) >> PAGE_SHIFT)]
-    hits.sort(key=_by_pgoff)  # stable, as the interval tree's in-order walk
-    return hits
-
-
 def _walk_vmas(page: Page, tree: list[vm_area_struct], rwc: rmap_walk_control[T]) -> None:
     """The interval-tree walk both rmap walks share: the VMAs covering page->index
     (vma_start_pgoff <= pgoff <= vma_last_pgoff), in vm_pgoff order, until rmap_one or done
     says stop."""
-    pgoff = page.index
-    hits: Sequence[vm_area_struct]
-    if len(tree) == 1:  # the usual tree: one VMA, nothing to sort
-        v = tree[0]
-        hits = (v,) if v.vm_pgoff <= pgoff < v.vm_pgoff + ((v.vm_end - v.vm_start) >> PAGE_SHIFT) \
-            else ()
-    else:
-        hits = _covering(pgoff, tree)
+    hits = [v for v in tree if v.vm_pgoff <= page.index
+            < v.vm_pgoff + ((v.vm_end - v.vm_start) >> PAGE_SHIFT)]
+    if len(hits) > 1:
+        hits.sort(key=_by_pgoff)  # stable, as the interval tree's in-order walk
     rmap_one = rwc.rmap_one
     arg = rwc.arg
     done = rwc.done
@@ -389,7 +376,15 @@ def rmap_walk_anon(page: Page, rwc: rmap_walk_control[T]) -> None:
     av = page.mapping
     if not isinstance(av, anon_vma):
         return
-    _walk_vmas(page, av.rb_root, rwc)
+    tree = av.rb_root
+    if len(tree) != 1:
+        _walk_vmas(page, tree, rwc)
+        return
+    # The usual tree, one VMA, walked in line. rwc.done is not asked: it only decides
+    # whether to go on to another VMA, and there is none.
+    vma = tree[0]
+    if vma.vm_pgoff <= page.index < vma.vm_pgoff + ((vma.vm_end - vma.vm_start) >> PAGE_SHIFT):
+        rwc.rmap_one(page, vma, vma_address(page, vma), rwc.arg)
 
 
 @kernel(F)
@@ -435,9 +430,10 @@ def page_referenced_one(page: Page, vma: vm_area_struct, address: int,
             return False
         # ptep_test_and_clear_young: the table exists (the walk just found the pte)
         table = pgdat.pgtables[ptep >> PAGE_SHIFT]
-        pte = table[(ptep >> 3) & 511]
+        idx = (ptep >> 3) & 511
+        pte = table[idx]
         if pte & _PAGE_ACCESSED:
-            table[(ptep >> 3) & 511] = pte & ~_PAGE_ACCESSED
+            table[idx] = pte & ~_PAGE_ACCESSED
             if not vma.vm_flags & VM_SEQ_READ:
                 referenced += 1
         pra.mapcount -= 1
