@@ -65,6 +65,7 @@ PG_swapcache = int(PageFlags.PG_owner_priv_1)
 PG_swapbacked_ = int(PageFlags.PG_swapbacked)
 PAGE_SHIFT = 12
 PG_swapbacked = int(PageFlags.PG_swapbacked)
+_NOT_ACCESSED = ~_PAGE_ACCESSED  # worked out once: page_referenced_one clears it per page
 T = TypeVar("T")
 
 
@@ -433,7 +434,7 @@ def page_referenced_one(page: Page, vma: vm_area_struct, address: int,
         idx = (ptep >> 3) & 511
         pte = table[idx]
         if pte & _PAGE_ACCESSED:
-            table[idx] = pte & ~_PAGE_ACCESSED
+            table[idx] = pte & _NOT_ACCESSED
             if not vma.vm_flags & VM_SEQ_READ:
                 referenced += 1
         pra.mapcount -= 1

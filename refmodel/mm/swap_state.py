@@ -73,6 +73,7 @@ def _ra(pgdat: pglist_data) -> swap_ra_state:
 
 
 _SWAPCACHE = PG_swapcache | PG_swapbacked
+_NOT_SWAPCACHE = ~PG_swapcache
 
 
 def PageSwapCache(page: Page) -> bool:
@@ -105,7 +106,7 @@ def __delete_from_swap_cache(pgdat: pglist_data, page: Page, entry: int) -> None
         raise KernelBug("VM_BUG_ON_PAGE(entry != page)", f"pfn {page.pfn:#x}")
     del cache[swp_offset(entry)]
     page.private = 0
-    page.flags &= ~PG_swapcache
+    page.flags &= _NOT_SWAPCACHE
 
 
 @kernel(F)

@@ -21,6 +21,7 @@ from refmodel.trace import kernel
 
 F = "mm/swapfile.c"
 SWAP_HAS_CACHE = 0x40
+_NOT_HAS_CACHE = ~SWAP_HAS_CACHE  # worked out once: the count bits of a swap_map entry
 SWAP_CONT = 0x80
 SWAP_MAP_MAX = 0x3E
 SWAP_MAP_BAD = 0x3F
@@ -318,7 +319,7 @@ def __swap_entry_free_locked(si: swap_info_struct, offset: int, usage: int) -> i
     slot keeps SWAP_HAS_CACHE in swap_map until free_swap_slot releases it."""
     count = si.swap_map[offset]
     has_cache = count & SWAP_HAS_CACHE
-    count &= ~SWAP_HAS_CACHE
+    count &= _NOT_HAS_CACHE
     if usage == SWAP_HAS_CACHE:
         if not has_cache:
             raise KernelBug("VM_BUG_ON(!has_cache)", f"slot {offset}")
@@ -345,10 +346,10 @@ def __swap_duplicate(pgdat: pglist_data, entry: int, usage: int) -> int:
         return -EINVAL  # "Bad swap file entry"
     swap_map = swap_info[t].swap_map
     count = swap_map[off]
-    if count & ~SWAP_HAS_CACHE == SWAP_MAP_BAD:
+    if count & _NOT_HAS_CACHE == SWAP_MAP_BAD:
         return -ENOENT
     has_cache = count & SWAP_HAS_CACHE
-    count &= ~SWAP_HAS_CACHE
+    count &= _NOT_HAS_CACHE
     err = 0
     if usage == SWAP_HAS_CACHE:
         if not has_cache and count:
@@ -383,7 +384,7 @@ def swapcache_prepare(pgdat: pglist_data, entry: int) -> int:
 
 @kernel("include/linux/swap.h")
 def swap_count(ent: int) -> int:
-    return ent & ~SWAP_HAS_CACHE
+    return ent & _NOT_HAS_CACHE
 
 
 @kernel(F)

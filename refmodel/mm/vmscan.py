@@ -86,6 +86,8 @@ PG_mlocked = int(PageFlags.PG_mlocked)
 PG_workingset = int(PageFlags.PG_workingset)
 PG_unevictable = int(PageFlags.PG_unevictable)
 PG_swapcache = int(PageFlags.PG_owner_priv_1)
+_NOT_REFERENCED = ~PG_referenced  # masks worked out once, for the per-page flag updates
+_NOT_LRU = ~PG_lru
 _SWAPCACHE = PG_swapcache | PG_swapbacked  # PageSwapCache, tested in line on hot paths
 _GFP_FS = G.__GFP_FS
 _GFP_IO = G.__GFP_IO
@@ -184,14 +186,15 @@ def inactive_is_low(pgdat: pglist_data, inactive_lru: int) -> bool:
 def __isolate_lru_page(page: Page, mode: int) -> int:
     """Models mm/vmscan.c:__isolate_lru_page: take a reference and clear PG_lru. 0,
     -EINVAL (not on an LRU / unevictable), -EBUSY (being freed)."""
-    if not page.flags & PG_lru:
+    flags = page.flags
+    if not flags & PG_lru:
         return -22
-    if page.flags & PG_unevictable:
+    if flags & PG_unevictable:
         return -22
     if page._refcount <= 0:
         return -16
     page._refcount += 1
-    page.flags &= ~PG_lru
+    page.flags = flags & _NOT_LRU
     return 0
 
 
@@ -273,7 +276,7 @@ def page_check_references(page: Page, sc: scan_control) -> int:
     PG_referenced, else PAGEREF_RECLAIM (also for an mlocked VMA: try_to_unmap mlocks)."""
     referenced_ptes, vm_flags = page_referenced(page, 1)
     referenced_page = page.flags & PG_referenced
-    page.flags &= ~PG_referenced  # TestClearPageReferenced
+    page.flags &= _NOT_REFERENCED  # TestClearPageReferenced
     if vm_flags & VM_LOCKED:
         return PAGEREF_RECLAIM
     if referenced_ptes:

@@ -109,6 +109,9 @@ SHARED_KERNEL_PMD = 0  # 64-bit: pgds go on pgd_list
 
 _NO_ENTRIES: MappingProxyType[int, int] = MappingProxyType({})
 _PG_table = int(PageType.PG_table)  # a plain int: page_type never becomes an IntFlag
+# The flag bits the *_present tests look at, worked out once (all inside PTE_FLAGS_MASK).
+_PRESENT_OR_PROTNONE = _PAGE_PRESENT | _PAGE_PROTNONE
+_PMD_PRESENT_BITS = PTE_FLAGS_MASK & (_PAGE_PRESENT | _PAGE_PROTNONE | _PAGE_PSE)
 
 # --------------------------------------------------------------------------------------------
 # Indices (include/linux/pgtable.h, asm/pgtable.h): shift and mask, pure
@@ -340,7 +343,7 @@ def pte_none(pte: int) -> bool:
 @kernel(PGT_H)
 def pte_present(pte: int) -> bool:
     """Models asm/pgtable.h:pte_present: present, or PROT_NONE (which is not)."""
-    return bool(pte & (_PAGE_PRESENT | _PAGE_PROTNONE))
+    return pte & _PRESENT_OR_PROTNONE != 0
 
 
 @kernel(PGT_H)
@@ -377,7 +380,7 @@ def pmd_none(pmd: int) -> bool:
 @kernel(PGT_H)
 def pmd_present(pmd: int) -> bool:
     """Models asm/pgtable.h:pmd_present: P, PROTNONE or PSE (a splitting THP)."""
-    return bool(pmd & PTE_FLAGS_MASK & (_PAGE_PRESENT | _PAGE_PROTNONE | _PAGE_PSE))
+    return pmd & _PMD_PRESENT_BITS != 0
 
 
 @kernel(PGT_H)
@@ -393,7 +396,7 @@ def pud_none(pud: int) -> bool:
 
 @kernel(PGT_H)
 def pud_present(pud: int) -> bool:
-    return bool(pud & PTE_FLAGS_MASK & _PAGE_PRESENT)
+    return pud & _PAGE_PRESENT != 0  # (PTE_FLAGS_MASK covers _PAGE_PRESENT)
 
 
 @kernel(PGT_H)
@@ -409,7 +412,7 @@ def p4d_none(p4d: int) -> bool:
 
 @kernel(PGT_H)
 def p4d_present(p4d: int) -> bool:
-    return bool(p4d & PTE_FLAGS_MASK & _PAGE_PRESENT)
+    return p4d & _PAGE_PRESENT != 0  # (PTE_FLAGS_MASK covers _PAGE_PRESENT)
 
 
 @kernel(PGT_H)
@@ -431,7 +434,7 @@ def pgd_none(pgd: int, levels: int) -> bool:
 def pgd_present(pgd: int, levels: int) -> bool:
     if levels != 5:  # !pgtable_l5_enabled
         return True
-    return bool(pgd & PTE_FLAGS_MASK & _PAGE_PRESENT)
+    return pgd & _PAGE_PRESENT != 0  # (PTE_FLAGS_MASK covers _PAGE_PRESENT)
 
 
 @kernel(PGT_H)
