@@ -297,7 +297,7 @@ def try_to_free_swap(pgdat: pglist_data, page: Page) -> int:
     """Models mm/swapfile.c:try_to_free_swap: a swap-cache page no PTE's swap entry names
     (and not under writeback) leaves the swap cache and is dirtied (its only copy is now
     in memory). 1 if it did."""
-    if not PageSwapCache(page):
+    if page.flags & _SWAPCACHE != _SWAPCACHE:  # !PageSwapCache
         return 0
     if page.flags & PG_writeback:
         return 0

@@ -31,6 +31,7 @@ from refmodel.mm.mmzone import (
     LRU_INACTIVE_ANON,
     LRU_INACTIVE_FILE,
     MAX_NR_ZONES,
+    WMARK_HIGH,
     Zone,
     high_wmark_pages,
     lruvec,
@@ -725,8 +726,8 @@ def pgdat_balanced(pgdat: pglist_data, order: int, highest_zoneidx: int) -> bool
     for z in pgdat.node_zones[:highest_zoneidx + 1]:
         if not z.managed_pages:
             continue
-        mark = high_wmark_pages(z)
-        if __zone_watermark_ok(z, order, mark, highest_zoneidx, 0, _nr_free(z)):
+        mark = z._watermark[WMARK_HIGH] + z.watermark_boost  # high_wmark_pages, in line
+        if __zone_watermark_ok(z, order, mark, highest_zoneidx, 0, z.nr_free_pages):
             return True
     return mark == -1
 
