@@ -267,12 +267,18 @@ class _Row:
     def get(self, idx: z3.BitVecRef, default: int) -> z3.BitVecRef:
         return cast(z3.BitVecRef, self.mem(self.table, idx))
 
+    def __getitem__(self, idx: z3.BitVecRef) -> z3.BitVecRef:  # the *_offset reads subscript
+        return cast(z3.BitVecRef, self.mem(self.table, idx))
+
 
 class _Tables:
     def __init__(self, mem: z3.FuncDeclRef) -> None:
         self.mem = mem
 
     def get(self, table: z3.BitVecRef, default: object) -> _Row:
+        return _Row(self.mem, table)
+
+    def __getitem__(self, table: z3.BitVecRef) -> _Row:  # every table exists: no KeyError
         return _Row(self.mem, table)
 
 

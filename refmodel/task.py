@@ -53,10 +53,9 @@ def _page_access(pgdat: pglist_data, mm: mm_struct, addr: int, write: bool,
                  instr: bool) -> int | SigInfo:
     """Translate one page's access, taking faults as the CPU would: the pfn, or the
     signal that ended it."""
-    for _ in range(MAX_FAULTS_PER_ACCESS):
-        pfn = cpu_translate(pgdat, mm.pgd, mm.paging_levels, addr, write, instr)
-        if pfn >= 0:
-            return pfn
+    pfn = cpu_translate(pgdat, mm.pgd, mm.paging_levels, addr, write, instr)
+    faults = 0
+    while pfn < 0:
         if pfn == GP_FAULT:
             return exc_general_protection(addr)
         sig = exc_page_fault(pgdat, mm, ~pfn, addr)
@@ -67,13 +66,25 @@ def _page_access(pgdat: pglist_data, mm: mm_struct, addr: int, write: bool,
             return SigInfo(SIGKILL, SI_KERNEL, 0)
         if sig is not None:
             return sig
-    raise KernelBug("model: fault loop", f"{MAX_FAULTS_PER_ACCESS} faults for one access at "
-                    f"{addr:#x} (write={write}): a handler returned without fixing the pte")
+        faults += 1
+        if faults == MAX_FAULTS_PER_ACCESS:
+            raise KernelBug("model: fault loop", f"{MAX_FAULTS_PER_ACCESS} faults for one "
+                            f"access at {addr:#x} (write={write}): a handler returned "
+                            "without fixing the pte")
+        pfn = cpu_translate(pgdat, mm.pgd, mm.paging_levels, addr, write, instr)
+    return pfn
 
 
 def user_read(pgdat: pglist_data, mm: mm_struct, addr: int, n: int,
               instr: bool = False) -> bytes | SigInfo:
     """Load (or fetch) ``n`` bytes at ``addr``; page by page, stopping at a signal."""
+    off = addr & (PAGE_SIZE - 1)
+    if 0 < n <= PAGE_SIZE - off:  # within one page: no assembling
+        r = _page_access(pgdat, mm, addr, False, instr)
+        if isinstance(r, SigInfo):
+            return r
+        data = pgdat.page_data.get(r)
+        return bytes(data[off:off + n]) if data is not None else bytes(n)
     out = bytearray()
     done = 0
     while done < n:

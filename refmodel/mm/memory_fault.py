@@ -88,7 +88,6 @@ from refmodel.mm.shmem import shmem_fault
 from refmodel.mm.swap import lru_cache_add_inactive_or_unevictable
 from refmodel.mm.swap_slots import swap_free
 from refmodel.mm.swap_state import (
-    PageSwapCache,
     lookup_swap_cache,
     reuse_swap_page,
     swapin_readahead,
@@ -120,6 +119,7 @@ GFP_KERNEL = G.GFP_KERNEL
 _NO_ENTRIES: dict[int, int] = {}
 _NOT_ERRATUM = ~_PAGE_KNL_ERRATUM_MASK  # pte_none / pmd_none ignore these bits
 PG_mlocked = int(PageFlags.PG_mlocked)
+_SWAPCACHE = int(PageFlags.PG_owner_priv_1 | PageFlags.PG_swapbacked)  # PageSwapCache
 RMAP_EXCLUSIVE = 0x1  # include/linux/rmap.h
 FAULT_AROUND_BYTES = 65536  # fault_around_bytes (debugfs-tunable; 64 KiB by default)
 
@@ -605,9 +605,11 @@ def do_swap_page(vmf: vm_fault) -> int:
     pgdat = vmf.pgdat
     vma = vmf.vma
     mm = vma.vm_mm
-    assert mm is not None and vmf.pte is not None
-    if read_entry(pgdat, vmf.pte) != vmf.orig_pte:  # pte_unmap_same
-        return 0
+    ptep = vmf.pte
+    assert mm is not None and ptep is not None
+    tables = pgdat.pgtables  # the pte is read in line (read_entry)
+    if tables.get(ptep >> PAGE_SHIFT, _NO_ENTRIES).get((ptep >> 3) & 511, 0) != vmf.orig_pte:
+        return 0  # pte_unmap_same
     entry = pte_to_swp_entry(vmf.orig_pte)
     if non_swap_entry(entry):
         raise KernelBug("model: non-swap entries are not modelled", f"{vmf.orig_pte:#x}")
@@ -618,14 +620,15 @@ def do_swap_page(vmf: vm_fault) -> int:
         page = swapin_readahead(pgdat, entry, G.GFP_HIGHUSER_MOVABLE, vma, vmf.address)
         swapcache = page
         if page is None:
-            if read_entry(pgdat, vmf.pte) == vmf.orig_pte:
+            if read_entry(pgdat, ptep) == vmf.orig_pte:
                 return VM_FAULT_OOM
             return 0
         ret = VM_FAULT_MAJOR
-    if not PageSwapCache(page) or page.private != entry:
+    if page.flags & _SWAPCACHE != _SWAPCACHE or page.private != entry:  # !PageSwapCache
         put_page(pgdat, page)  # out_page: someone freed the swap cache meanwhile
         return ret
-    if read_entry(pgdat, vmf.pte) != vmf.orig_pte:  # out_nomap
+    if tables.get(ptep >> PAGE_SHIFT, _NO_ENTRIES).get((ptep >> 3) & 511, 0) != vmf.orig_pte:
+        # out_nomap
         put_page(pgdat, page)
         return ret
     if not page.flags & PG_uptodate:
@@ -642,7 +645,7 @@ def do_swap_page(vmf: vm_fault) -> int:
         exclusive = RMAP_EXCLUSIVE
     if pte_swp_soft_dirty(vmf.orig_pte):
         pte |= _PAGE_SOFT_DIRTY  # pte_mksoft_dirty
-    set_pte_at(pgdat, mm, vmf.address, vmf.pte, pte)
+    set_pte_at(pgdat, mm, vmf.address, ptep, pte)
     vmf.orig_pte = pte
     assert swapcache is page
     do_page_add_anon_rmap(pgdat, page, vma, vmf.address, exclusive)

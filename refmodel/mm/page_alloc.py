@@ -100,6 +100,7 @@ for _p in ("migratetype", "start_migratetype", "start_type"):
     register_arg_formatter(_p, migratetype_name)
 
 _PG_buddy = int(PageType.PG_buddy)
+_NOT_PG_buddy = ~_PG_buddy  # worked out once: cleared on every free-list removal
 _PG_reserved = int(PageFlags.PG_reserved)
 _PG_head = int(PageFlags.PG_head)
 # Module constants for the hot paths (a module attribute costs a look-up per use; an Enum
@@ -157,7 +158,7 @@ def add_to_free_list(page: Page, zone: Zone, order: int, migratetype: int) -> No
     fl = area.free_list[migratetype]
     pfn = page.pfn
     fl[pfn] = page
-    fl.move_to_end(pfn, last=False)
+    fl.move_to_end(pfn, False)  # last=False: to the head
     page.index = migratetype  # model: lists are not intrusive, so remember which one
     area.nr_free += 1
 
@@ -182,7 +183,7 @@ def del_page_from_free_list(page: Page, zone: Zone, order: int) -> None:
     """mm/page_alloc.c:del_page_from_free_list: unlink, clear PageBuddy and the order."""
     area = zone.free_area[order]
     del area.free_list[page.index][page.pfn]
-    page.page_type &= ~_PG_buddy
+    page.page_type &= _NOT_PG_buddy
     page.private = 0
     area.nr_free -= 1
     if not _TO_TAIL >> page.state & 1:

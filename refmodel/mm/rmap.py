@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from operator import attrgetter
+from typing import Generic, TypeVar
 
 from refmodel.arch.x86.pgtable import (
-    _NO_ENTRIES,
     p4d_offset,
     p4d_present,
     pgd_offset,
@@ -49,8 +49,9 @@ from refmodel.mm.mm_types import (
     vm_area_struct,
 )
 from refmodel.mm.mmzone import pglist_data
+from refmodel.mm.page_alloc import put_page_testzero
 from refmodel.mm.page_writeback import set_page_dirty
-from refmodel.mm.swap import drop_page_ref, lru_cache_add
+from refmodel.mm.swap import __put_page, drop_page_ref, lru_cache_add
 from refmodel.mm.swapfile import swap_duplicate
 from refmodel.mm.swapops import pte_swp_mksoft_dirty, swp_entry_to_pte
 from refmodel.mm.types import PAGE_MAPPING_ANON, Page, PageFlags
@@ -64,6 +65,8 @@ PG_swapcache = int(PageFlags.PG_owner_priv_1)
 PG_swapbacked_ = int(PageFlags.PG_swapbacked)
 PAGE_SHIFT = 12
 PG_swapbacked = int(PageFlags.PG_swapbacked)
+_NOT_ACCESSED = ~_PAGE_ACCESSED  # worked out once: page_referenced_one clears it per page
+T = TypeVar("T")
 
 
 @kernel(F)
@@ -268,11 +271,13 @@ def page_remove_rmap(pgdat: pglist_data, page: Page, compound: bool = False) -> 
 
 
 @dataclass(slots=True)
-class rmap_walk_control:
-    """struct rmap_walk_control: rmap_one is called for every VMA that may map the page
-    (False stops the walk); done, if set, is asked after each VMA whether to stop."""
+class rmap_walk_control(Generic[T]):
+    """struct rmap_walk_control: rmap_one(page, vma, address, arg) is called for every VMA
+    that may map the page (False stops the walk); done, if set, is asked after each VMA
+    whether to stop."""
 
-    rmap_one: Callable[[Page, vm_area_struct, int], bool]
+    rmap_one: Callable[[Page, vm_area_struct, int, T], bool]
+    arg: T
     done: Callable[[Page], bool] | None = None
 
 
@@ -287,19 +292,37 @@ def vma_address(page: Page, vma: vm_area_struct) -> int:
 def mm_find_pmd(pgdat: pglist_data, mm: mm_struct, address: int) -> int | None:
     """Models mm/rmap.c:mm_find_pmd: the pmd entry covering address if every level above
     is present and the pmd is present (no THP); else None."""
-    levels = mm.paging_levels
-    get = pgdat.pgtables.get  # each level's entry read in line (read_entry)
+    # Each level's entry is read in line (read_entry): a missing table or entry is a
+    # KeyError, read as 0.
+    tables = pgdat.pgtables
     pgd = pgd_offset(mm, address)
-    if not pgd_present(get(pgd >> PAGE_SHIFT, _NO_ENTRIES).get((pgd >> 3) & 511, 0), levels):
+    try:
+        val = tables[pgd >> PAGE_SHIFT][(pgd >> 3) & 511]
+    except KeyError:
+        val = 0
+    if not pgd_present(val, mm.paging_levels):
         return None
     p4d = p4d_offset(pgdat, pgd, address)
-    if not p4d_present(get(p4d >> PAGE_SHIFT, _NO_ENTRIES).get((p4d >> 3) & 511, 0)):
+    if p4d != pgd:  # folded (4-level): the p4d entry is the pgd entry just read
+        try:
+            val = tables[p4d >> PAGE_SHIFT][(p4d >> 3) & 511]
+        except KeyError:
+            val = 0
+    if not p4d_present(val):
         return None
     pud = pud_offset(pgdat, p4d, address)
-    if not pud_present(get(pud >> PAGE_SHIFT, _NO_ENTRIES).get((pud >> 3) & 511, 0)):
+    try:
+        val = tables[pud >> PAGE_SHIFT][(pud >> 3) & 511]
+    except KeyError:
+        val = 0
+    if not pud_present(val):
         return None
     pmd = pmd_offset(pgdat, pud, address)
-    if not pmd_present(get(pmd >> PAGE_SHIFT, _NO_ENTRIES).get((pmd >> 3) & 511, 0)):
+    try:
+        val = tables[pmd >> PAGE_SHIFT][(pmd >> 3) & 511]
+    except KeyError:
+        val = 0
+    if not pmd_present(val):
         return None
     return pmd
 
@@ -315,7 +338,10 @@ def page_vma_mapped_walk(pgdat: pglist_data, page: Page, vma: vm_area_struct,
     if pmd is None:
         return None
     ptep = pte_offset_map(pgdat, pmd, address)
-    pte = pgdat.pgtables.get(ptep >> PAGE_SHIFT, _NO_ENTRIES).get((ptep >> 3) & 511, 0)
+    try:
+        pte = pgdat.pgtables[ptep >> PAGE_SHIFT][(ptep >> 3) & 511]
+    except KeyError:  # pte_none
+        return None
     if not pte & (_PAGE_PRESENT | _PAGE_PROTNONE):
         return None
     if pte_pfn(pte) != page.pfn:
@@ -326,36 +352,44 @@ def page_vma_mapped_walk(pgdat: pglist_data, page: Page, vma: vm_area_struct,
 _by_pgoff = attrgetter("vm_pgoff")
 
 
-def _walk_vmas(page: Page, tree: list[vm_area_struct], rwc: rmap_walk_control) -> None:
+def _walk_vmas(page: Page, tree: list[vm_area_struct], rwc: rmap_walk_control[T]) -> None:
     """The interval-tree walk both rmap walks share: the VMAs covering page->index
     (vma_start_pgoff <= pgoff <= vma_last_pgoff), in vm_pgoff order, until rmap_one or done
     says stop."""
-    pgoff = page.index
-    hits = [v for v in tree
-            if v.vm_pgoff <= pgoff < v.vm_pgoff + ((v.vm_end - v.vm_start) >> PAGE_SHIFT)]
+    hits = [v for v in tree if v.vm_pgoff <= page.index
+            < v.vm_pgoff + ((v.vm_end - v.vm_start) >> PAGE_SHIFT)]
     if len(hits) > 1:
         hits.sort(key=_by_pgoff)  # stable, as the interval tree's in-order walk
     rmap_one = rwc.rmap_one
+    arg = rwc.arg
     done = rwc.done
     for vma in hits:
-        if not rmap_one(page, vma, vma_address(page, vma)):
+        if not rmap_one(page, vma, vma_address(page, vma), arg):
             break
         if done is not None and done(page):
             break
 
 
 @kernel(F)
-def rmap_walk_anon(page: Page, rwc: rmap_walk_control) -> None:
+def rmap_walk_anon(page: Page, rwc: rmap_walk_control[T]) -> None:
     """Models mm/rmap.c:rmap_walk_anon: every VMA in the page's anon_vma tree whose range
     covers page->index, in pgoff order."""
     av = page.mapping
     if not isinstance(av, anon_vma):
         return
-    _walk_vmas(page, av.rb_root, rwc)
+    tree = av.rb_root
+    if len(tree) != 1:
+        _walk_vmas(page, tree, rwc)
+        return
+    # The usual tree, one VMA, walked in line. rwc.done is not asked: it only decides
+    # whether to go on to another VMA, and there is none.
+    vma = tree[0]
+    if vma.vm_pgoff <= page.index < vma.vm_pgoff + ((vma.vm_end - vma.vm_start) >> PAGE_SHIFT):
+        rwc.rmap_one(page, vma, vma_address(page, vma), rwc.arg)
 
 
 @kernel(F)
-def rmap_walk_file(page: Page, rwc: rmap_walk_control) -> None:
+def rmap_walk_file(page: Page, rwc: rmap_walk_control[T]) -> None:
     """Models mm/rmap.c:rmap_walk_file: every VMA of the file's i_mmap tree covering
     page->index, in pgoff order."""
     mapping = page.mapping
@@ -365,7 +399,7 @@ def rmap_walk_file(page: Page, rwc: rmap_walk_control) -> None:
 
 
 @kernel(F)
-def rmap_walk(page: Page, rwc: rmap_walk_control) -> None:
+def rmap_walk(page: Page, rwc: rmap_walk_control[T]) -> None:
     """Models mm/rmap.c:rmap_walk (no KSM)."""
     if page.mapping_flags & PAGE_MAPPING_ANON:
         rmap_walk_anon(page, rwc)
@@ -397,9 +431,10 @@ def page_referenced_one(page: Page, vma: vm_area_struct, address: int,
             return False
         # ptep_test_and_clear_young: the table exists (the walk just found the pte)
         table = pgdat.pgtables[ptep >> PAGE_SHIFT]
-        pte = table[(ptep >> 3) & 511]
+        idx = (ptep >> 3) & 511
+        pte = table[idx]
         if pte & _PAGE_ACCESSED:
-            table[(ptep >> 3) & 511] = pte & ~_PAGE_ACCESSED
+            table[idx] = pte & _NOT_ACCESSED
             if not vma.vm_flags & VM_SEQ_READ:
                 referenced += 1
         pra.mapcount -= 1
@@ -414,11 +449,10 @@ def page_referenced(page: Page, is_locked: int = 1) -> tuple[int, int]:
     """Models mm/rmap.c:page_referenced (global reclaim, no memcg): how many mappings saw
     the page accessed since the last look (clearing the accessed bits), and the union of
     their vm_flags. (0, 0) for an unmapped page."""
-    pra = page_referenced_arg(mapcount=page._mapcount + 1)
+    pra = page_referenced_arg(page._mapcount + 1)
     if not pra.mapcount or page.mapping is None:
         return 0, 0
-    rwc = rmap_walk_control(rmap_one=lambda p, v, a: page_referenced_one(p, v, a, pra))
-    rmap_walk(page, rwc)
+    rmap_walk(page, rmap_walk_control(page_referenced_one, pra))
     return pra.referenced, pra.vm_flags
 
 
@@ -486,14 +520,13 @@ def mlock_vma_page(pgdat: pglist_data, page: Page) -> None:
 
 
 @kernel(F)
-def try_to_unmap_one(page: Page, vma: vm_area_struct, address: int, flags: int,
-                     result: list[bool]) -> bool:
+def try_to_unmap_one(page: Page, vma: vm_area_struct, address: int, flags: int) -> bool:
     """Models mm/rmap.c:try_to_unmap_one for an order-0 page: in a VM_LOCKED VMA the page
     is mlocked and the unmap fails; else the pte is cleared (its dirty bit passed to the
     page), and an anonymous page's pte becomes the swap entry of its swap-cache slot (one
     more swap_map reference; MM_ANONPAGES -1, MM_SWAPENTS +1; soft-dirty carried over),
     a file page's just goes (its rss counter -1). The mapping and its page reference go.
-    ``result[0]`` becomes False on failure; returns whether to continue the walk."""
+    Returns whether to continue the walk (False on failure)."""
     mm = vma.vm_mm
     assert mm is not None and mm.pgdat is not None
     pgdat = mm.pgdat
@@ -502,35 +535,33 @@ def try_to_unmap_one(page: Page, vma: vm_area_struct, address: int, flags: int,
         return True
     if not flags & TTU_IGNORE_MLOCK and vma.vm_flags & VM_LOCKED:
         mlock_vma_page(pgdat, page)
-        result[0] = False
         return False
     pteval = ptep_get_and_clear(pgdat, mm, address, ptep)  # ptep_clear_flush
     if pteval & _PAGE_DIRTY:
         set_page_dirty(page)
-    if mm.rss_stat[MM_FILEPAGES] + mm.rss_stat[MM_ANONPAGES] + mm.rss_stat[MM_SHMEMPAGES] \
-            > mm.hiwater_rss:
-        mm.hiwater_rss = (mm.rss_stat[MM_FILEPAGES] + mm.rss_stat[MM_ANONPAGES]
-                          + mm.rss_stat[MM_SHMEMPAGES])  # update_hiwater_rss
+    rss = mm.rss_stat
+    if rss[MM_FILEPAGES] + rss[MM_ANONPAGES] + rss[MM_SHMEMPAGES] > mm.hiwater_rss:
+        mm.hiwater_rss = rss[MM_FILEPAGES] + rss[MM_ANONPAGES] + rss[MM_SHMEMPAGES]
     if page.mapping_flags & PAGE_MAPPING_ANON:
         entry = page.private
-        if bool(page.flags & PG_swapbacked_) != bool(page.flags & PG_swapcache):
+        both = page.flags & (PG_swapbacked_ | PG_swapcache)
+        if both and both != PG_swapbacked_ | PG_swapcache:  # one set without the other
             write_entry(pgdat, ptep, pteval)  # WARN_ON_ONCE(1): put the pte back
-            result[0] = False
             return False
         if swap_duplicate(pgdat, entry) < 0:
             write_entry(pgdat, ptep, pteval)
-            result[0] = False
             return False
-        mm.rss_stat[MM_ANONPAGES] -= 1
-        mm.rss_stat[MM_SWAPENTS] += 1
+        rss[MM_ANONPAGES] -= 1
+        rss[MM_SWAPENTS] += 1
         swp_pte = swp_entry_to_pte(entry)
         if pteval & _PAGE_SOFT_DIRTY:
             swp_pte = pte_swp_mksoft_dirty(swp_pte)
         set_pte_at(pgdat, mm, address, ptep, swp_pte)
     else:
-        mm.rss_stat[MM_SHMEMPAGES if page.flags & PG_swapbacked_ else MM_FILEPAGES] -= 1
+        rss[MM_SHMEMPAGES if page.flags & PG_swapbacked_ else MM_FILEPAGES] -= 1
     page_remove_rmap(pgdat, page, False)
-    drop_page_ref(pgdat, page)
+    if put_page_testzero(page):  # put_page (drop_page_ref, in line)
+        __put_page(pgdat, page)
     return True
 
 
@@ -538,11 +569,12 @@ def try_to_unmap_one(page: Page, vma: vm_area_struct, address: int, flags: int,
 def try_to_unmap(page: Page, flags: int) -> bool:
     """Models mm/rmap.c:try_to_unmap: unmap the page from every pte (rmap_walk, stopping
     once it is mapped nowhere); True if no mapping is left."""
-    result = [True]
-    rwc = rmap_walk_control(
-        rmap_one=lambda p, v, a: try_to_unmap_one(p, v, a, flags, result),
-        done=lambda p: p._mapcount < 0)  # page_mapcount_is_zero
-    rmap_walk(page, rwc)
+    rmap_walk(page, rmap_walk_control(try_to_unmap_one, flags, page_mapcount_is_zero))
+    return page._mapcount < 0
+
+
+def page_mapcount_is_zero(page: Page) -> bool:
+    """mm/rmap.c:page_mapcount_is_zero (order 0): try_to_unmap's walk stops once true."""
     return page._mapcount < 0
 
 
@@ -571,7 +603,7 @@ def page_mkclean(page: Page) -> int:
         return 0
     cleaned = [0]
     rwc = rmap_walk_control(
-        rmap_one=lambda p, v, a: (not v.vm_flags & VM_SHARED)
-        or page_mkclean_one(p, v, a, cleaned))
+        lambda p, v, a, arg: (not v.vm_flags & VM_SHARED) or page_mkclean_one(p, v, a, arg),
+        cleaned)
     rmap_walk(page, rwc)
     return cleaned[0]

@@ -157,8 +157,9 @@ def lru_note_cost(lv: lruvec, file: bool, nr_pages: int) -> None:
         lv.file_cost += nr_pages
     else:
         lv.anon_cost += nr_pages
-    lrusize = sum(sum(lv.lru_zone_size[lru]) for lru in (
-        LRU_INACTIVE_ANON, LRU_ACTIVE_ANON, LRU_INACTIVE_FILE, LRU_ACTIVE_FILE))
+    sizes = lv.lru_zone_size
+    lrusize = (sum(sizes[LRU_INACTIVE_ANON]) + sum(sizes[LRU_ACTIVE_ANON])
+               + sum(sizes[LRU_INACTIVE_FILE]) + sum(sizes[LRU_ACTIVE_FILE]))
     if lv.file_cost + lv.anon_cost > lrusize // 4:
         lv.file_cost //= 2
         lv.anon_cost //= 2

@@ -19,10 +19,11 @@ from refmodel.mm import gfp as G
 from refmodel.mm.mempolicy import alloc_page_vma
 from refmodel.mm.mm_types import vm_area_struct
 from refmodel.mm.mmzone import pglist_data
+from refmodel.mm.page_alloc import put_page_testzero
 from refmodel.mm.page_io import __swap_writepage, swap_readpage
 from refmodel.mm.page_writeback import set_page_dirty
+from refmodel.mm.swap import __put_page, lru_cache_add, release_pages
 from refmodel.mm.swap import drop_page_ref as _put_page
-from refmodel.mm.swap import lru_cache_add, release_pages
 from refmodel.mm.swap_slots import __swap_entry_free, get_swap_page, put_swap_page
 from refmodel.mm.swapfile import (
     TTRS_ANYWAY,
@@ -71,14 +72,13 @@ def _ra(pgdat: pglist_data) -> swap_ra_state:
     return st
 
 
+_SWAPCACHE = PG_swapcache | PG_swapbacked
+_NOT_SWAPCACHE = ~PG_swapcache
+
+
 def PageSwapCache(page: Page) -> bool:
     """include/linux/page-flags.h:PageSwapCache: PG_swapcache on a swap-backed page."""
-    return bool(page.flags & PG_swapcache and page.flags & PG_swapbacked)
-
-
-def swap_cache_of(pgdat: pglist_data, entry: int) -> dict[int, Page]:
-    """swap_address_space(entry)'s xarray."""
-    return pgdat.swap_info[swp_type(entry)].cache
+    return page.flags & _SWAPCACHE == _SWAPCACHE
 
 
 @kernel(F)
@@ -86,7 +86,7 @@ def add_to_swap_cache(pgdat: pglist_data, page: Page, entry: int, gfp: int) -> i
     """Models mm/swap_state.c:add_to_swap_cache for an order-0 page: the cache's reference,
     PG_swapcache, page->private = entry, the xarray slot. 0 (-EEXIST if the slot holds a
     page already, which the callers' swapcache_prepare rules out)."""
-    cache = swap_cache_of(pgdat, entry)
+    cache = pgdat.swap_info[swp_type(entry)].cache  # swap_address_space(entry)
     off = swp_offset(entry)
     if off in cache:
         return -17
@@ -101,12 +101,12 @@ def add_to_swap_cache(pgdat: pglist_data, page: Page, entry: int, gfp: int) -> i
 def __delete_from_swap_cache(pgdat: pglist_data, page: Page, entry: int) -> None:
     """Models mm/swap_state.c:__delete_from_swap_cache: out of the xarray, private = 0,
     PG_swapcache cleared (the cache's page reference is the caller's to drop)."""
-    cache = swap_cache_of(pgdat, entry)
+    cache = pgdat.swap_info[swp_type(entry)].cache  # swap_address_space(entry)
     if cache.get(swp_offset(entry)) is not page:
         raise KernelBug("VM_BUG_ON_PAGE(entry != page)", f"pfn {page.pfn:#x}")
     del cache[swp_offset(entry)]
     page.private = 0
-    page.flags &= ~PG_swapcache
+    page.flags &= _NOT_SWAPCACHE
 
 
 @kernel(F)
@@ -141,7 +141,8 @@ def add_to_swap(pgdat: pglist_data, page: Page) -> int:
 def lookup_swap_cache(pgdat: pglist_data, entry: int) -> Page | None:
     """Models mm/swap_state.c:lookup_swap_cache: the cached page with a reference taken; a
     page brought in by readahead counts a readahead hit the first time it is found."""
-    page = swap_cache_of(pgdat, entry).get(swp_offset(entry))
+    # swap_address_space(entry)'s xarray, looked up in line
+    page = pgdat.swap_info[swp_type(entry)].cache.get(swp_offset(entry))
     if page is None:
         return None
     page._refcount += 1
@@ -158,8 +159,8 @@ def __read_swap_cache_async(pgdat: pglist_data, entry: int, gfp_mask: int,
     or a new page claimed for the slot (swapcache_prepare), added to the swap cache and the
     LRU (PG_workingset set), not yet read. (page, allocated); (None, False) for a slot
     nobody uses or a failed allocation."""
-    cache = swap_cache_of(pgdat, entry)
-    page = cache.get(swp_offset(entry))
+    # swap_address_space(entry)'s xarray, looked up in line
+    page = pgdat.swap_info[swp_type(entry)].cache.get(swp_offset(entry))
     if page is not None:
         page._refcount += 1
         return page, False
@@ -257,7 +258,8 @@ def swap_cluster_readahead(pgdat: pglist_data, entry: int, gfp_mask: int,
                 swap_readpage(pgdat, page)
                 if offset != entry_offset:
                     page.flags |= PG_readahead
-            _put_page(pgdat, page)
+            if put_page_testzero(page):  # put_page (drop_page_ref, in line)
+                __put_page(pgdat, page)
     return read_swap_cache_async(pgdat, entry, gfp_mask, vma, addr)
 
 
@@ -295,7 +297,7 @@ def try_to_free_swap(pgdat: pglist_data, page: Page) -> int:
     """Models mm/swapfile.c:try_to_free_swap: a swap-cache page no PTE's swap entry names
     (and not under writeback) leaves the swap cache and is dirtied (its only copy is now
     in memory). 1 if it did."""
-    if not PageSwapCache(page):
+    if page.flags & _SWAPCACHE != _SWAPCACHE:  # !PageSwapCache
         return 0
     if page.flags & PG_writeback:
         return 0

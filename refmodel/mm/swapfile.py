@@ -21,6 +21,7 @@ from refmodel.trace import kernel
 
 F = "mm/swapfile.c"
 SWAP_HAS_CACHE = 0x40
+_NOT_HAS_CACHE = ~SWAP_HAS_CACHE  # worked out once: the count bits of a swap_map entry
 SWAP_CONT = 0x80
 SWAP_MAP_MAX = 0x3E
 SWAP_MAP_BAD = 0x3F
@@ -73,9 +74,10 @@ def swap_info_get(pgdat: pglist_data, entry: int) -> swap_info_struct:
     """mm/swapfile.c:_swap_info_get: the area of an entry, or the kernel's "Bad swap
     file entry" / "Unused swap offset" complaints (raised, since 5.10 only prints them)."""
     t = swp_type(entry)
-    if t >= len(pgdat.swap_info):
+    swap_info = pgdat.swap_info
+    if t >= len(swap_info):
         raise KernelBug("_swap_info_get: Bad swap file entry", f"entry {entry:#x}")
-    si = pgdat.swap_info[t]
+    si = swap_info[t]
     off = swp_offset(entry)
     if off >= si.max:
         raise KernelBug("_swap_info_get: Bad swap offset entry", f"entry {entry:#x}")
@@ -317,7 +319,7 @@ def __swap_entry_free_locked(si: swap_info_struct, offset: int, usage: int) -> i
     slot keeps SWAP_HAS_CACHE in swap_map until free_swap_slot releases it."""
     count = si.swap_map[offset]
     has_cache = count & SWAP_HAS_CACHE
-    count &= ~SWAP_HAS_CACHE
+    count &= _NOT_HAS_CACHE
     if usage == SWAP_HAS_CACHE:
         if not has_cache:
             raise KernelBug("VM_BUG_ON(!has_cache)", f"slot {offset}")
@@ -339,14 +341,15 @@ def __swap_duplicate(pgdat: pglist_data, entry: int, usage: int) -> int:
     the slot for the swap cache (SWAP_HAS_CACHE: -EEXIST if it has a cache page already,
     -ENOENT if nobody uses the slot). 0 or -errno."""
     t, off = swp_type(entry), swp_offset(entry)
-    if t >= len(pgdat.swap_info) or off >= pgdat.swap_info[t].max:
+    swap_info = pgdat.swap_info
+    if t >= len(swap_info) or off >= swap_info[t].max:
         return -EINVAL  # "Bad swap file entry"
-    si = pgdat.swap_info[t]
-    count = si.swap_map[off]
-    if count & ~SWAP_HAS_CACHE == SWAP_MAP_BAD:
+    swap_map = swap_info[t].swap_map
+    count = swap_map[off]
+    if count & _NOT_HAS_CACHE == SWAP_MAP_BAD:
         return -ENOENT
     has_cache = count & SWAP_HAS_CACHE
-    count &= ~SWAP_HAS_CACHE
+    count &= _NOT_HAS_CACHE
     err = 0
     if usage == SWAP_HAS_CACHE:
         if not has_cache and count:
@@ -363,7 +366,7 @@ def __swap_duplicate(pgdat: pglist_data, entry: int, usage: int) -> int:
                             f"slot {off} would need more than {SWAP_MAP_MAX} references")
     else:
         err = -ENOENT
-    si.swap_map[off] = count | has_cache
+    swap_map[off] = count | has_cache
     return err
 
 
@@ -381,7 +384,7 @@ def swapcache_prepare(pgdat: pglist_data, entry: int) -> int:
 
 @kernel("include/linux/swap.h")
 def swap_count(ent: int) -> int:
-    return ent & ~SWAP_HAS_CACHE
+    return ent & _NOT_HAS_CACHE
 
 
 @kernel(F)

@@ -99,4 +99,4 @@ def pte_swp_mksoft_dirty(pte: int) -> int:
 
 @kernel(ARCH)
 def pte_swp_soft_dirty(pte: int) -> bool:
-    return bool(pte & _PAGE_SWP_SOFT_DIRTY)
+    return pte & _PAGE_SWP_SOFT_DIRTY != 0

@@ -161,16 +161,22 @@ def PageAnon(page: Page) -> bool:
     return bool(page.mapping_flags & PAGE_MAPPING_ANON)
 
 
+# Plain ints for the tests below (an Enum member read costs a metaclass __getattr__).
+_PG_swapbacked = int(PageFlags.PG_swapbacked)
+_PG_buddy = int(PageType.PG_buddy)
+_PG_reserved = int(PageFlags.PG_reserved)
+
+
 def PageSwapBacked(page: Page) -> bool:
-    return bool(page.flags & PageFlags.PG_swapbacked)
+    return page.flags & _PG_swapbacked != 0
 
 
 def PageBuddy(page: Page) -> bool:
-    return bool(page.page_type & PageType.PG_buddy)
+    return page.page_type & _PG_buddy != 0
 
 
 def PageReserved(page: Page) -> bool:
-    return bool(page.flags & PageFlags.PG_reserved)
+    return page.flags & _PG_reserved != 0
 
 
 def page_count(page: Page) -> int:

@@ -31,6 +31,7 @@ from refmodel.mm.mmzone import (
     LRU_INACTIVE_ANON,
     LRU_INACTIVE_FILE,
     MAX_NR_ZONES,
+    WMARK_HIGH,
     Zone,
     high_wmark_pages,
     lruvec,
@@ -85,6 +86,12 @@ PG_swapbacked = int(PageFlags.PG_swapbacked)
 PG_mlocked = int(PageFlags.PG_mlocked)
 PG_workingset = int(PageFlags.PG_workingset)
 PG_unevictable = int(PageFlags.PG_unevictable)
+PG_swapcache = int(PageFlags.PG_owner_priv_1)
+_NOT_REFERENCED = ~PG_referenced  # masks worked out once, for the per-page flag updates
+_NOT_LRU = ~PG_lru
+_SWAPCACHE = PG_swapcache | PG_swapbacked  # PageSwapCache, tested in line on hot paths
+_GFP_FS = G.__GFP_FS
+_GFP_IO = G.__GFP_IO
 EVICTABLE_LRUS = (LRU_INACTIVE_ANON, LRU_ACTIVE_ANON, LRU_INACTIVE_FILE, LRU_ACTIVE_FILE)
 
 
@@ -146,8 +153,11 @@ def zone_reclaimable_pages(pgdat: pglist_data, zone: Zone) -> int:
 def lruvec_lru_size(pgdat: pglist_data, lru: int, zone_idx: int) -> int:
     """Models mm/vmscan.c:lruvec_lru_size: the list's pages in managed zones <= zone_idx."""
     sz = pgdat.node_lruvec.lru_zone_size[lru]
-    return sum(sz[z.zone_idx] for z in pgdat.node_zones[:min(zone_idx, MAX_NR_ZONES - 1) + 1]
-               if z.managed_pages)
+    total = 0
+    for z in pgdat.node_zones[:min(zone_idx, MAX_NR_ZONES - 1) + 1]:
+        if z.managed_pages:
+            total += sz[z.zone_idx]
+    return total
 
 
 def _int_sqrt(x: int) -> int:
@@ -161,8 +171,9 @@ def _int_sqrt(x: int) -> int:
 def inactive_is_low(pgdat: pglist_data, inactive_lru: int) -> bool:
     """Models mm/vmscan.c:inactive_is_low: inactive * ratio < active, the ratio being
     int_sqrt(10 * GiB of the pair) (1 below 1 GiB)."""
-    inactive = _node_lru(pgdat, inactive_lru)
-    active = _node_lru(pgdat, inactive_lru + LRU_ACTIVE)
+    sizes = pgdat.node_lruvec.lru_zone_size  # node_page_state, as _node_lru reads it
+    inactive = sum(sizes[inactive_lru])
+    active = sum(sizes[inactive_lru + LRU_ACTIVE])
     gb = (inactive + active) >> (30 - 12)
     ratio = _int_sqrt(10 * gb) if gb else 1
     return inactive * ratio < active
@@ -176,14 +187,15 @@ def inactive_is_low(pgdat: pglist_data, inactive_lru: int) -> bool:
 def __isolate_lru_page(page: Page, mode: int) -> int:
     """Models mm/vmscan.c:__isolate_lru_page: take a reference and clear PG_lru. 0,
     -EINVAL (not on an LRU / unevictable), -EBUSY (being freed)."""
-    if not page.flags & PG_lru:
+    flags = page.flags
+    if not flags & PG_lru:
         return -22
-    if page.flags & PG_unevictable:
+    if flags & PG_unevictable:
         return -22
     if page._refcount <= 0:
         return -16
     page._refcount += 1
-    page.flags &= ~PG_lru
+    page.flags = flags & _NOT_LRU
     return 0
 
 
@@ -198,10 +210,11 @@ def isolate_lru_pages(pgdat: pglist_data, nr_to_scan: int, lv: lruvec, sc: scan_
     skipped: list[Page] = []
     total_scan = scan = 0
     sizes = lv.lru_zone_size[lru]
+    reclaim_idx = sc.reclaim_idx
     while scan < nr_to_scan and src:
-        _, page = src.popitem(last=True)
+        page = src.popitem()[1]  # the tail
         total_scan += 1
-        if page.zone_idx > sc.reclaim_idx:
+        if page.zone_idx > reclaim_idx:
             skipped.append(page)
             continue
         scan += 1
@@ -263,8 +276,8 @@ def page_check_references(page: Page, sc: scan_control) -> int:
     PAGEREF_KEEP for once, PAGEREF_RECLAIM_CLEAN for an unmapped file page with only
     PG_referenced, else PAGEREF_RECLAIM (also for an mlocked VMA: try_to_unmap mlocks)."""
     referenced_ptes, vm_flags = page_referenced(page, 1)
-    referenced_page = bool(page.flags & PG_referenced)
-    page.flags &= ~PG_referenced  # TestClearPageReferenced
+    referenced_page = page.flags & PG_referenced
+    page.flags &= _NOT_REFERENCED  # TestClearPageReferenced
     if vm_flags & VM_LOCKED:
         return PAGEREF_RECLAIM
     if referenced_ptes:
@@ -282,7 +295,7 @@ def page_check_references(page: Page, sc: scan_control) -> int:
 def _page_mapping(page: Page) -> object | None:
     """mm/util.c:page_mapping: the swap cache for a swap-cache page, None for other
     anonymous pages, else page->mapping."""
-    if PageSwapCache(page):
+    if page.flags & _SWAPCACHE == _SWAPCACHE:  # PageSwapCache
         return "swapper_space"
     if page.mapping_flags:
         return None
@@ -342,7 +355,7 @@ def __remove_mapping(pgdat: pglist_data, mapping: object, page: Page) -> int:
     if page.flags & PG_dirty:
         return 0
     page._refcount = 0  # page_ref_freeze
-    if PageSwapCache(page):
+    if page.flags & _SWAPCACHE == _SWAPCACHE:  # PageSwapCache
         entry = page.private
         __delete_from_swap_cache(pgdat, page, entry)
         put_swap_page(pgdat, page, entry)
@@ -385,11 +398,12 @@ def _shrink_one_page(pgdat: pglist_data, page: Page, sc: scan_control,
     """One page of shrink_page_list: "free", "activate" or "keep"."""
     if not page_evictable(page):
         return "activate"
-    may_enter_fs = bool(sc.gfp_mask & G.__GFP_FS) or (
-        PageSwapCache(page) and bool(sc.gfp_mask & G.__GFP_IO))
-    if page_is_file_lru(page) and page.flags & (PG_dirty | PG_writeback):
+    flags = page.flags  # until page_check_references changes them
+    may_enter_fs = sc.gfp_mask & _GFP_FS or (
+        flags & _SWAPCACHE == _SWAPCACHE and sc.gfp_mask & _GFP_IO)
+    if page_is_file_lru(page) and flags & (PG_dirty | PG_writeback):
         stat.nr_dirty += 1
-        if page.flags & PG_dirty and not page.flags & PG_writeback:
+        if flags & PG_dirty and not flags & PG_writeback:
             stat.nr_unqueued_dirty += 1
     references = page_check_references(page, sc)
     if references == PAGEREF_ACTIVATE:
@@ -397,13 +411,17 @@ def _shrink_one_page(pgdat: pglist_data, page: Page, sc: scan_control,
     if references == PAGEREF_KEEP:
         stat.nr_ref_keep += 1
         return "keep"
-    if page.mapping_flags and page.flags & PG_swapbacked and not PageSwapCache(page):
-        if not sc.gfp_mask & G.__GFP_IO:
+    flags = page.flags
+    # an anonymous page not yet in the swap cache (PageSwapCache, PG_swapbacked known set)
+    if page.mapping_flags and flags & PG_swapbacked and not flags & PG_swapcache:
+        if not sc.gfp_mask & _GFP_IO:
             return "keep"
         if not add_to_swap(pgdat, page):
             return "activate"
         may_enter_fs = True
-    mapping = _page_mapping(page)
+        mapping: object | None = "swapper_space"  # page_mapping: now in the swap cache
+    else:
+        mapping = _page_mapping(page)
     if page._mapcount >= 0:
         if not try_to_unmap(page, TTU_BATCH_FLUSH):
             stat.nr_unmap_fail += 1
@@ -708,8 +726,8 @@ def pgdat_balanced(pgdat: pglist_data, order: int, highest_zoneidx: int) -> bool
     for z in pgdat.node_zones[:highest_zoneidx + 1]:
         if not z.managed_pages:
             continue
-        mark = high_wmark_pages(z)
-        if __zone_watermark_ok(z, order, mark, highest_zoneidx, 0, _nr_free(z)):
+        mark = z._watermark[WMARK_HIGH] + z.watermark_boost  # high_wmark_pages, in line
+        if __zone_watermark_ok(z, order, mark, highest_zoneidx, 0, z.nr_free_pages):
             return True
     return mark == -1
 

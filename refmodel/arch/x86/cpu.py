@@ -35,6 +35,7 @@ X86_PF_PK = 1 << 5
 GP_FAULT = -(1 << 8)  # model: the access raised #GP (non-canonical address), not #PF
 
 _RIGHTS = _PAGE_USER | _PAGE_RW  # must be set at every level
+_AD = _PAGE_ACCESSED | _PAGE_DIRTY
 
 
 def _pf_error(prot: int, write: bool, instr: bool) -> int:
@@ -83,15 +84,18 @@ def cpu_translate(pgdat: pglist_data, pgd_pfn: int, levels: int, address: int, w
         table = tables[(e3 & PTE_PFN_MASK) >> PAGE_SHIFT]
         idx = (address >> PAGE_SHIFT) & 511
         val = table.get(idx, 0)  # the entry a first touch finds missing: no exception
-        if not val & _PAGE_PRESENT:
-            return _pf_error(0, write, instr)
+        if not val & _PAGE_PRESENT:  # the usual fault: _pf_error(0, write, instr), in line
+            return ~(X86_PF_USER | (X86_PF_WRITE if write else 0)
+                     | (X86_PF_INSTR if instr else 0))
     except KeyError:
         return _pf_error(0, write, instr)
-    rights &= e1 & e2 & e3 & val
-    if (not rights & _PAGE_USER or (write and not rights & _PAGE_RW)
+    need = _RIGHTS if write else _PAGE_USER
+    if (rights & e1 & e2 & e3 & val & need != need
             or (instr and any(x & _PAGE_NX for x in (*upper, e1, e2, e3, val)))):
         return _pf_error(X86_PF_PROT, write, instr)
-    ad = _PAGE_ACCESSED | _PAGE_DIRTY if write else _PAGE_ACCESSED
-    if val & ad != ad:
-        table[idx] = val | ad
+    if write:
+        if val & _AD != _AD:
+            table[idx] = val | _AD
+    elif not val & _PAGE_ACCESSED:
+        table[idx] = val | _PAGE_ACCESSED
     return (val & PTE_PFN_MASK) >> PAGE_SHIFT

@@ -109,6 +109,9 @@ SHARED_KERNEL_PMD = 0  # 64-bit: pgds go on pgd_list
 
 _NO_ENTRIES: MappingProxyType[int, int] = MappingProxyType({})
 _PG_table = int(PageType.PG_table)  # a plain int: page_type never becomes an IntFlag
+# The flag bits the *_present tests look at, worked out once (all inside PTE_FLAGS_MASK).
+_PRESENT_OR_PROTNONE = _PAGE_PRESENT | _PAGE_PROTNONE
+_PMD_PRESENT_BITS = PTE_FLAGS_MASK & (_PAGE_PRESENT | _PAGE_PROTNONE | _PAGE_PSE)
 
 # --------------------------------------------------------------------------------------------
 # Indices (include/linux/pgtable.h, asm/pgtable.h): shift and mask, pure
@@ -248,21 +251,30 @@ def p4d_offset(pgdat: pglist_data, pgd: int, address: int) -> int:
 @kernel(PGT_H)
 def pud_offset(pgdat: pglist_data, p4d: int, address: int) -> int:
     """Models asm/pgtable.h:pud_offset(p4d, address)."""
-    p4dval = pgdat.pgtables.get(p4d >> PAGE_SHIFT, _NO_ENTRIES).get((p4d >> 3) & 511, 0)
+    try:  # READ_ONCE(*p4d): a missing table or entry reads as 0
+        p4dval = pgdat.pgtables[p4d >> PAGE_SHIFT][(p4d >> 3) & 511]
+    except KeyError:
+        p4dval = 0
     return p4d_page_vaddr(p4dval) + (pud_index(address) << 3)
 
 
 @kernel(PGT_H)
 def pmd_offset(pgdat: pglist_data, pud: int, address: int) -> int:
     """Models asm/pgtable.h:pmd_offset(pud, address)."""
-    pudval = pgdat.pgtables.get(pud >> PAGE_SHIFT, _NO_ENTRIES).get((pud >> 3) & 511, 0)
+    try:  # READ_ONCE(*pud): a missing table or entry reads as 0
+        pudval = pgdat.pgtables[pud >> PAGE_SHIFT][(pud >> 3) & 511]
+    except KeyError:
+        pudval = 0
     return pud_page_vaddr(pudval) + (pmd_index(address) << 3)
 
 
 @kernel(PGT_H)
 def pte_offset_kernel(pgdat: pglist_data, pmd: int, address: int) -> int:
     """Models asm/pgtable.h:pte_offset_kernel(pmd, address)."""
-    pmdval = pgdat.pgtables.get(pmd >> PAGE_SHIFT, _NO_ENTRIES).get((pmd >> 3) & 511, 0)
+    try:  # READ_ONCE(*pmd): a missing table or entry reads as 0
+        pmdval = pgdat.pgtables[pmd >> PAGE_SHIFT][(pmd >> 3) & 511]
+    except KeyError:
+        pmdval = 0
     return pmd_page_vaddr(pmdval) + (pte_index(address) << 3)
 
 
@@ -331,7 +343,7 @@ def pte_none(pte: int) -> bool:
 @kernel(PGT_H)
 def pte_present(pte: int) -> bool:
     """Models asm/pgtable.h:pte_present: present, or PROT_NONE (which is not)."""
-    return bool(pte & (_PAGE_PRESENT | _PAGE_PROTNONE))
+    return pte & _PRESENT_OR_PROTNONE != 0
 
 
 @kernel(PGT_H)
@@ -368,7 +380,7 @@ def pmd_none(pmd: int) -> bool:
 @kernel(PGT_H)
 def pmd_present(pmd: int) -> bool:
     """Models asm/pgtable.h:pmd_present: P, PROTNONE or PSE (a splitting THP)."""
-    return bool(pmd & PTE_FLAGS_MASK & (_PAGE_PRESENT | _PAGE_PROTNONE | _PAGE_PSE))
+    return pmd & _PMD_PRESENT_BITS != 0
 
 
 @kernel(PGT_H)
@@ -384,7 +396,7 @@ def pud_none(pud: int) -> bool:
 
 @kernel(PGT_H)
 def pud_present(pud: int) -> bool:
-    return bool(pud & PTE_FLAGS_MASK & _PAGE_PRESENT)
+    return pud & _PAGE_PRESENT != 0  # (PTE_FLAGS_MASK covers _PAGE_PRESENT)
 
 
 @kernel(PGT_H)
@@ -400,7 +412,7 @@ def p4d_none(p4d: int) -> bool:
 
 @kernel(PGT_H)
 def p4d_present(p4d: int) -> bool:
-    return bool(p4d & PTE_FLAGS_MASK & _PAGE_PRESENT)
+    return p4d & _PAGE_PRESENT != 0  # (PTE_FLAGS_MASK covers _PAGE_PRESENT)
 
 
 @kernel(PGT_H)
@@ -420,9 +432,9 @@ def pgd_none(pgd: int, levels: int) -> bool:
 
 @kernel(PGT_H)
 def pgd_present(pgd: int, levels: int) -> bool:
-    if not pgtable_l5_enabled(levels):
+    if levels != 5:  # !pgtable_l5_enabled
         return True
-    return bool(pgd & PTE_FLAGS_MASK & _PAGE_PRESENT)
+    return pgd & _PAGE_PRESENT != 0  # (PTE_FLAGS_MASK covers _PAGE_PRESENT)
 
 
 @kernel(PGT_H)
@@ -582,9 +594,12 @@ def pte_clear(pgdat: pglist_data, mm: mm_struct, addr: int, ptep: int) -> None:
 @kernel(PGT64_H)
 def native_ptep_get_and_clear(pgdat: pglist_data, ptep: int) -> int:
     """Models asm/pgtable_64.h:native_ptep_get_and_clear (an xchg with 0 on SMP)."""
-    old = read_entry(pgdat, ptep)
-    write_entry(pgdat, ptep, 0)
-    return old
+    table = pgdat.pgtables.get(ptep >> PAGE_SHIFT)
+    if table is None or ptep & 7:  # not a table, or not an entry (ENTRY_SIZE 8)
+        old = read_entry(pgdat, ptep)
+        write_entry(pgdat, ptep, 0)  # raises the model's KernelBug
+        return old
+    return table.pop((ptep >> 3) & 511, 0)  # read_entry and write_entry(0), in line
 
 
 @kernel(PGT_H)
