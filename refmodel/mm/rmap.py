@@ -45,7 +45,6 @@ from refmodel.mm.mm_types import (
     MM_SHMEMPAGES,
     MM_SWAPENTS,
     anon_vma,
-    mm_struct,
     vm_area_struct,
 )
 from refmodel.mm.mmzone import pglist_data
@@ -288,10 +287,15 @@ def vma_address(page: Page, vma: vm_area_struct) -> int:
     return vma.vm_start + ((page.index - vma.vm_pgoff) << PAGE_SHIFT)
 
 
-@kernel(F)
-def mm_find_pmd(pgdat: pglist_data, mm: mm_struct, address: int) -> int | None:
-    """Models mm/rmap.c:mm_find_pmd: the pmd entry covering address if every level above
-    is present and the pmd is present (no THP); else None."""
+@kernel("mm/page_vma_mapped.c")
+def page_vma_mapped_walk(pgdat: pglist_data, page: Page, vma: vm_area_struct,
+                         address: int) -> int | None:
+    """Models mm/page_vma_mapped.c:page_vma_mapped_walk for an order-0 page: the pte
+    pointer at address if it is present and maps this page; else None. It walks the
+    levels itself, as 5.10's does (pgd_offset ... pmd_offset, then map_pte/check_pte; no
+    THP): mm_find_pmd is not on this path."""
+    mm = vma.vm_mm
+    assert mm is not None
     # Each level's entry is read in line (read_entry): a missing table or entry is a
     # KeyError, read as 0.
     tables = pgdat.pgtables
@@ -324,25 +328,12 @@ def mm_find_pmd(pgdat: pglist_data, mm: mm_struct, address: int) -> int | None:
         val = 0
     if not pmd_present(val):
         return None
-    return pmd
-
-
-@kernel("mm/page_vma_mapped.c")
-def page_vma_mapped_walk(pgdat: pglist_data, page: Page, vma: vm_area_struct,
-                         address: int) -> int | None:
-    """Models mm/page_vma_mapped.c:page_vma_mapped_walk for an order-0 page: the pte
-    pointer at address if it is present and maps this page; else None."""
-    mm = vma.vm_mm
-    assert mm is not None
-    pmd = mm_find_pmd(pgdat, mm, address)
-    if pmd is None:
-        return None
-    ptep = pte_offset_map(pgdat, pmd, address)
+    ptep = pte_offset_map(pgdat, pmd, address)  # map_pte
     try:
-        pte = pgdat.pgtables[ptep >> PAGE_SHIFT][(ptep >> 3) & 511]
+        pte = tables[ptep >> PAGE_SHIFT][(ptep >> 3) & 511]
     except KeyError:  # pte_none
         return None
-    if not pte & (_PAGE_PRESENT | _PAGE_PROTNONE):
+    if not pte & (_PAGE_PRESENT | _PAGE_PROTNONE):  # check_pte
         return None
     if pte_pfn(pte) != page.pfn:
         return None

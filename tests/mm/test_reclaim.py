@@ -295,3 +295,21 @@ def test_swap_count_invariants_catch_each_planted_corruption() -> None:
     si.cache[held] = next(p for p in m.pgdat.mem_map.values()
                           if p._refcount and not p.page_type)
     assert "swap_slot_state" in names(m, mms)
+
+
+def test_page_vma_mapped_walk_walks_the_levels_itself() -> None:
+    """5.10's page_vma_mapped_walk (mm/page_vma_mapped.c) reads pgd_offset, p4d_offset,
+    pud_offset and pmd_offset itself; mm_find_pmd (mm/rmap.c, for KSM and THP) is not on
+    the reclaim path."""
+    m = small()
+    t = m.spawn()
+    touch(m, t, 8)
+    with Tracer() as tr:
+        reclaim_inactive_anon(m, 8)
+    root = tr.roots[0]
+    walk = root.find("page_vma_mapped_walk")
+    assert walk is not None
+    assert [c.name for c in walk.children][:1] == ["pgd_offset"]
+    assert {"p4d_offset", "pud_offset", "pmd_offset", "pte_offset_map"} <= {
+        c.name for c in walk.children}
+    assert "mm_find_pmd" not in root.names()
