@@ -364,7 +364,7 @@ class IncrementalChecker:
                     raise _Unusual
             for child, key, d, base in attach:
                 if child in reach or child not in cur or child in detached:
-                    raise _Unusual  # reached twice, not a table, or moved
+                    raise _Unusual  # reached twice, not a table, or freed and reused elsewhere
                 reach[child] = (key, d, base)
                 trefs[child] = 1
                 touched.add(child)
