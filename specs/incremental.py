@@ -172,12 +172,15 @@ class IncrementalChecker:
         """Forget everything: the next _step treats the whole machine as new."""
         pgdat = self.m.pgdat
         self.pages_seen = 0
+        self.page_objs: list[Page] = []
+        self.cfg: tuple[object, ...] | None = None
         self.dirty.clear()
         self.tshadow: dict[int, dict[int, int]] = {}
         # table pfn -> (mm key, depth, base address); references to each non-root table
         self.reach: dict[int, tuple[int, int, int]] = {}
         self.trefs: dict[int, int] = {}
         self.mms: dict[int, mm_struct] = {}
+        self.levels: dict[int, int] = {}
         self.roots: dict[int, int] = {}  # mm key -> pgd pfn
         self.counted_tables: dict[int, int] = {}  # mm key -> pud/pmd/pte tables
         self.users: dict[int, dict[tuple[int, int], int]] = {}  # pfn -> {(mm, addr): pte}
@@ -201,6 +204,7 @@ class IncrementalChecker:
             [0] * len(sizes) for sizes in pgdat.node_lruvec.lru_zone_size]
         self.file_shadow: dict[int, tuple[file, dict[int, Page]]] = {}
         self.cached: dict[int, tuple[file, int]] = {}
+        self.file_ids: dict[int, tuple[object, bool]] = {}
         self.swapcache_shadow: list[dict[int, Page]] = [{} for _ in pgdat.swap_info]
         self.swapcached: dict[int, int] = {}
         self.swap_map_shadow: list[list[int]] = [[0] * si.max for si in pgdat.swap_info]
@@ -227,13 +231,21 @@ class IncrementalChecker:
         n = len(mem_map)
         if n < self.pages_seen:
             raise _Unusual
+        pages = list(mem_map.values())
+        if pages[:self.pages_seen] != self.page_objs:
+            raise _Unusual  # a struct page replaced (or removed and another added)
         if n > self.pages_seen:
-            it = reversed(mem_map.values())
-            for _ in range(n - self.pages_seen):
-                page = next(it)
+            for page in pages[self.pages_seen:]:
                 page.__class__ = tracked
                 touched.add(page.pfn)
             self.pages_seen = n
+            self.page_objs = pages
+        # Everything the invariants read that no container above holds: fixed at boot
+        cfg = self._config()
+        if cfg != self.cfg:
+            if self.cfg is not None:
+                raise _Unusual
+            self.cfg = cfg
         slots: set[tuple[int, int]] = set()  # swap slots to re-evaluate
         new_iv: list[tuple[int, int]] = []
 
@@ -254,16 +266,28 @@ class IncrementalChecker:
         self._check_slots(slots)
         self._check_aggregates(mms, changed_leaves)
 
+    def _config(self) -> tuple[object, ...]:
+        m = self.m
+        pgdat = m.pgdat
+        return (pgdat.reserved_ranges, pgdat.max_order, pgdat.node_spanned_pages,
+                [(z.zone_start_pfn, z.spanned_pages, z.zone_idx) for z in pgdat.node_zones],
+                [(si.type, si.max) for si in pgdat.swap_info])
+
     # ---------------------------------------------------------------- mms and tables
     def _update_mms(self, mms: Sequence[mm_struct]) -> None:
         """New mms get their pgd as a root; exited ones are kept in ``gone`` until their
         tables have been taken apart."""
         now = {id(mm): mm for mm in mms}
+        if len(now) != len(mms):
+            raise _Unusual  # two tasks sharing an mm: the walk never makes one
         self.gone = self.mms.keys() - now.keys()
         self.new_roots: list[tuple[int, int]] = []
         for key, mm in now.items():
+            if self.levels.get(key, mm.paging_levels) != mm.paging_levels:
+                raise _Unusual  # the full check walks the tables by it
             root = self.roots.get(key)
             if key not in self.mms:
+                self.levels[key] = mm.paging_levels
                 self.mms[key] = mm
                 self.leaves[key] = {}
                 self.nswap[key] = 0
@@ -281,7 +305,7 @@ class IncrementalChecker:
             if self.leaves[key] or self.nswap[key] or self.counted_tables[key]:
                 raise _Unusual
             del self.mms[key], self.leaves[key], self.nswap[key], self.rss[key]
-            del self.counted_tables[key]
+            del self.counted_tables[key], self.levels[key]
             self.roots.pop(key, None)
             self.layouts.pop(key, None)
             self.vma_snaps.pop(key, None)
@@ -579,11 +603,15 @@ class IncrementalChecker:
         shadows = self.file_shadow
         for fid in shadows.keys() - files.keys():
             f, sh = shadows.pop(fid)
+            self.file_ids.pop(fid, None)
             gone += [(page.pfn, f, idx) for idx, page in sh.items()]
         for fid, f in files.items():
             entry = shadows.get(fid)
             if entry is None:
                 entry = shadows[fid] = (f, {})
+                self.file_ids[fid] = (id(f.f_mapping), f.shmem)
+            elif self.file_ids[fid] != (id(f.f_mapping), f.shmem):
+                raise _Unusual  # specs.vma reads f.shmem, specs.cow page->mapping
             cur = f.f_mapping.i_pages
             sh = entry[1]
             if cur == sh:
@@ -616,7 +644,7 @@ class IncrementalChecker:
                 touched.add(page.pfn)
                 slots.add((si.type, off))
             for off, page in into:
-                if page.pfn in swapcached:
+                if page.pfn in swapcached or self.m.pgdat.mem_map.get(page.pfn) is not page:
                     raise _Unusual
                 swapcached[page.pfn] = swp_entry(si.type, off)
                 touched.add(page.pfn)

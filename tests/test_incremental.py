@@ -15,8 +15,9 @@ import pytest
 
 from refmodel.mm.memory import ZERO_PFN
 from refmodel.mm.mm_types import MM_ANONPAGES
+from refmodel.mm.mman import MAP_SHARED, PROT_READ, PROT_WRITE
 from refmodel.mm.swapops import pte_to_swp_entry, swp_offset
-from refmodel.mm.types import PageFlags
+from refmodel.mm.types import Page, PageFlags, PageState
 from refmodel.specs.system import PRESSURE, PRESSURE_NO_SWAP, System, random_steps
 
 WALKS = [
@@ -272,6 +273,57 @@ def _plant_i_mmap(s: System) -> None:
     vma.vm_file.f_mapping.i_mmap.remove(vma)
 
 
+# Found by review: state read by the full check outside every shadowed container.
+def _plant_reserved_range(s: System) -> None:
+    pfn = _mapped_anon(s)
+    s.m.pgdat.reserved_ranges = (*s.m.pgdat.reserved_ranges, (pfn, pfn + 1))
+
+
+def _plant_mem_map_replaced(s: System) -> None:
+    old = s.m.pgdat.mem_map[_mapped_anon(s)]
+    s.m.pgdat.mem_map[old.pfn] = Page(old.pfn, old.zone_idx)
+
+
+def _plant_zone_span(s: System) -> None:
+    zone = next(z for z in s.m.pgdat.node_zones
+                if any(fl for a in z.free_area for fl in a.free_list))
+    zone.spanned_pages -= 1
+
+
+def _plant_max_order(s: System) -> None:
+    s.m.pgdat.max_order -= 1
+
+
+def _plant_swap_area_size(s: System) -> None:
+    s.m.pgdat.swap_info[0].max -= 1
+
+
+def _plant_file_shmem(s: System) -> None:
+    t = s._task(0)
+    assert t is not None and t.mm is not None and s.files
+    assert s.m.mmap(t.mm, 0, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, s.files[0], 0) > 0
+    assert s.checker is not None and s.checker.violations() == []
+    s.files[0].shmem = not s.files[0].shmem
+
+
+def _plant_swap_cache_foreign_page(s: System) -> None:
+    si = s.m.pgdat.swap_info[0]
+    rng = random.Random(9)
+    while not si.cache:  # walk on (checked) until a page sits in the swap cache
+        random_steps(s, rng, 1, check=True, stress_weight=3)
+    off, page = next(iter(si.cache.items()))
+    twin = Page(page.pfn, page.zone_idx)  # another struct page for the same pfn...
+    for name in ("flags", "page_type", "_refcount", "_mapcount", "private", "index",
+                 "mapping", "mapping_flags"):
+        setattr(twin, name, getattr(page, name))
+    twin.state = PageState.BUDDY  # ... that is free
+    si.cache[off] = twin
+
+
+def _plant_paging_levels(s: System) -> None:
+    _first_mm(s).paging_levels = 5
+
+
 PLANTS: list[tuple[Callable[[System], None], bool]] = [
     (_plant_refcount, False), (_plant_mapcount, False), (_plant_shared_writable, False),
     (_plant_pte_to_free_page, False), (_plant_page_flag_lru, False), (_plant_page_pfn, False),
@@ -284,7 +336,10 @@ PLANTS: list[tuple[Callable[[System], None], bool]] = [
     (_plant_pgtables_bytes, False), (_plant_nr_pagetable, False), (_plant_pgd_list, False),
     (_plant_table_leak, False), (_plant_kernel_half, False), (_plant_zero_page_written, False),
     (_plant_vma_end, False), (_plant_vma_index_gap, False), (_plant_total_vm, False),
-    (_plant_anon_vma_tree, False), (_plant_i_mmap, False),
+    (_plant_anon_vma_tree, False), (_plant_i_mmap, False), (_plant_reserved_range, False),
+    (_plant_mem_map_replaced, False), (_plant_zone_span, False), (_plant_max_order, False),
+    (_plant_swap_area_size, True), (_plant_file_shmem, False),
+    (_plant_swap_cache_foreign_page, True), (_plant_paging_levels, False),
 ]
 
 
