@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import bisect
 import operator
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
 from refmodel.arch.x86.pgtable_types import (
@@ -59,7 +59,7 @@ from refmodel.mm.mm_types import (
     anon_vma,
     mm_struct,
 )
-from refmodel.mm.mmzone import MIGRATE_PCPTYPES, NR_LRU_LISTS
+from refmodel.mm.mmzone import MIGRATE_PCPTYPES
 from refmodel.mm.swapfile import SWAP_HAS_CACHE, SWAP_MAP_BAD
 from refmodel.mm.swapops import pte_to_swp_entry, swp_entry, swp_offset, swp_type
 from refmodel.mm.types import (
@@ -74,8 +74,8 @@ from refmodel.mm.types import (
 from refmodel.specs import Violation
 from refmodel.specs.cow import files_of, pfn_of_pte
 from refmodel.specs.oom import check_oom, no_killed_task_survives
-from refmodel.specs.pagetable import _kernel_half
-from refmodel.specs.reclaim import i_mmap_consistent, rmap_consistent
+from refmodel.specs.pagetable import kernel_half_intact
+from refmodel.specs.reclaim import LRU_FLAGS, PG_lru, i_mmap_consistent, rmap_consistent
 from refmodel.specs.vma import check_vma, no_present_pte_outside_or_above_vma, vmas
 
 _PRESENT = _PAGE_PRESENT | _PAGE_PROTNONE
@@ -86,15 +86,6 @@ _PG_table = int(PageType.PG_table)
 _PG_slab = int(PageFlags.PG_slab)
 _PG_swapbacked = int(PageFlags.PG_swapbacked)
 _PG_swapcache = int(PageFlags.PG_owner_priv_1)
-_PG_lru = int(PageFlags.PG_lru)
-_PG_active = int(PageFlags.PG_active)
-_PG_unevictable = int(PageFlags.PG_unevictable)
-# The flags (mask, value) a page on each LRU list must have: specs.reclaim's rule.
-_LRU_FLAGS = tuple(
-    (_PG_lru | _PG_unevictable, _PG_lru | _PG_unevictable) if lru == 4 else
-    (_PG_lru | _PG_unevictable | _PG_active | _PG_swapbacked,
-     _PG_lru | (_PG_active if lru & 1 else 0) | (_PG_swapbacked if lru < 2 else 0))
-    for lru in range(NR_LRU_LISTS))
 # Everything specs.vma reads of a VMA and of its mm (objects compare by identity).
 _VMA_FIELDS = operator.attrgetter("vm_start", "vm_end", "vm_flags", "vm_page_prot",
                                   "vm_pgoff", "vm_file", "anon_vma", "vm_prev", "vm_next",
@@ -232,7 +223,7 @@ class IncrementalChecker:
         if n < self.pages_seen:
             raise _Unusual
         pages = list(mem_map.values())
-        if pages[:self.pages_seen] != self.page_objs:
+        if (pages if n == self.pages_seen else pages[:self.pages_seen]) != self.page_objs:
             raise _Unusual  # a struct page replaced (or removed and another added)
         if n > self.pages_seen:
             for page in pages[self.pages_seen:]:
@@ -415,9 +406,8 @@ class IncrementalChecker:
         return 4 if self.mms[key].paging_levels == 5 else 3
 
     def _kernel_half_ok(self, mm: mm_struct, pgd: dict[int, int]) -> bool:
-        want = _kernel_half(mm.paging_levels, self.m.pgdat.node_spanned_pages)
         user = sum(1 for i in pgd if i < PGD_KERNEL_START)
-        return len(pgd) - user == len(want) and want.items() <= pgd.items()
+        return kernel_half_intact(pgd, user, mm.paging_levels, self.m.pgdat.node_spanned_pages)
 
     def _leaf_changes(self, key: int, base: int, old: dict[int, int], new: dict[int, int],
                       idxs: set[int], touched: set[int], slots: set[tuple[int, int]],
@@ -807,11 +797,11 @@ class IncrementalChecker:
             # specs.reclaim: LRU membership and flags
             lw = lru_where.get(p)
             if lw is not None:
-                mask, want = _LRU_FLAGS[lw[0]]
+                mask, want = LRU_FLAGS[lw[0]]
                 if (page.flags & mask != want or st is not ST_ALLOCATED or ref <= 0
                         or page.zone_idx != lw[1]):
                     raise _Unusual
-            elif page.flags & _PG_lru and p in allocated:
+            elif page.flags & PG_lru and p in allocated:
                 raise _Unusual
             # rss: the counter this page's mappings count in
             old = rss_class.get(p)
@@ -895,12 +885,12 @@ class IncrementalChecker:
             # all of the mm's ptes if its VMA layout changed); else the changed ptes only
             lst = vmas(mm)
             chains += [v.anon_vma_chain[:] for v in lst]
-            layout = tuple((v.vm_start, v.vm_end, v.vm_flags) for v in lst)
             snap = (lst, list(map(_VMA_FIELDS, lst)), _MM_FIELDS(mm),
                     mm.vm_globals.mmap_min_addr, mm.mm_rb.fingerprint())
             if snap != self.vma_snaps.get(key):
                 vmas_changed = True
                 self.vma_snaps[key] = snap
+                layout = tuple((v.vm_start, v.vm_end, v.vm_flags) for v in lst)
                 if layout != self.layouts.get(key):
                     self.layouts[key] = layout
                     ptes = sorted(self.leaves[key].items())
@@ -935,8 +925,9 @@ def _dict_changes(cur: Mapping[int, V], sh: dict[int, V],
     new), bringing ``sh`` up to date: the candidate keys first, and a full diff only if
     the two still differ after them (or at once, for dicts smaller than the candidates)."""
     out: list[tuple[int, V | None, V | None]] = []
-    if len(cur) + len(sh) > len(candidates):
-        for k in candidates:
+
+    def move(keys: Iterable[int]) -> None:
+        for k in keys:
             a = cur.get(k)
             b = sh.get(k)
             if a is not b and a != b:
@@ -945,13 +936,9 @@ def _dict_changes(cur: Mapping[int, V], sh: dict[int, V],
                     del sh[k]
                 else:
                     sh[k] = a
+
+    if len(cur) + len(sh) > len(candidates):
+        move(candidates)
     if cur != sh:
-        for k in {k for k, _ in cur.items() ^ sh.items()}:
-            a = cur.get(k)
-            b = sh.get(k)
-            out.append((k, b, a))
-            if a is None:
-                del sh[k]
-            else:
-                sh[k] = a
+        move({k for k, _ in cur.items() ^ sh.items()})
     return out

@@ -177,6 +177,15 @@ def _kernel_half(levels: int, nr_pages: int) -> dict[int, int]:
     return want
 
 
+def kernel_half_intact(pgd: dict[int, int], user_slots: int, levels: int,
+                       nr_pages: int) -> bool:
+    """The common case of the kernel-half rule, compared at C speed: every wanted
+    swapper_pg_dir entry is in the pgd and the pgd has nothing else at or above
+    PGD_KERNEL_START (``user_slots``: how many of its entries lie below)."""
+    want_half = _kernel_half(levels, nr_pages)
+    return len(pgd) - user_slots == len(want_half) and want_half.items() <= pgd.items()
+
+
 def table_entries_well_formed(pgdat: pglist_data, mms: Sequence[mm_struct],
         trees: list[TableTree] | None = None) -> list[Violation]:
     """Every non-empty entry above the pte level is a _PAGE_TABLE entry (P|RW|U|A|D) for a
@@ -189,11 +198,9 @@ def table_entries_well_formed(pgdat: pglist_data, mms: Sequence[mm_struct],
             continue
         pgd = pgdat.pgtables.get(mm.pgd, {})
         boundary = KERNEL_PGD_BOUNDARY(mm.paging_levels)
-        want_half = _kernel_half(mm.paging_levels, pgdat.node_spanned_pages)
-        # The common case, compared at C speed: every wanted entry is there and the pgd
-        # has no other entry at or above PGD_KERNEL_START (all wanted slots are); the
-        # loop below names the slots.
-        if len(pgd) - tree.pgd_user_slots == len(want_half) and want_half.items() <= pgd.items():
+        # The loop below names the slots when the common case does not hold.
+        if kernel_half_intact(pgd, tree.pgd_user_slots, mm.paging_levels,
+                              pgdat.node_spanned_pages):
             continue
         swapper = swapper_pg_dir_entries(mm.paging_levels, pgdat.node_spanned_pages)
         for idx in range(PGD_KERNEL_START, 512):

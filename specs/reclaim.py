@@ -29,6 +29,13 @@ PG_active = int(PageFlags.PG_active)
 PG_unevictable = int(PageFlags.PG_unevictable)
 PG_swapbacked = int(PageFlags.PG_swapbacked)
 _ALLOCATED = PageState.ALLOCATED
+# The flags a page on each LRU list must have and lack, as (mask, value): PG_lru, and the
+# unevictable list's PG_unevictable, or the evictable lists' PG_active and PG_swapbacked.
+LRU_FLAGS: tuple[tuple[int, int], ...] = tuple(
+    (PG_lru | PG_unevictable, PG_lru | PG_unevictable) if lru == 4 else
+    (PG_lru | PG_unevictable | PG_active | PG_swapbacked,
+     PG_lru | (PG_active if lru & 1 else 0) | (PG_swapbacked if lru < 2 else 0))
+    for lru in range(NR_LRU_LISTS))
 
 
 def lru_lists_consistent(pgdat: pglist_data) -> list[Violation]:
@@ -40,13 +47,7 @@ def lru_lists_consistent(pgdat: pglist_data) -> list[Violation]:
     seen: dict[int, int] = {}
     for lru in range(NR_LRU_LISTS):
         per_zone = [0] * len(lv.lru_zone_size[lru])
-        # The flags a page on this list must have (and lack), as one mask and value.
-        if lru == 4:
-            mask = want = PG_lru | PG_unevictable
-        else:
-            mask = PG_lru | PG_unevictable | PG_active | PG_swapbacked
-            want = (PG_lru | (PG_active if lru & 1 else 0)
-                    | (PG_swapbacked if lru < 2 else 0))
+        mask, want = LRU_FLAGS[lru]
         for pfn, page in lv.lists[lru].items():
             if (pfn in seen or page.pfn != pfn or page.flags & mask != want
                     or page.state is not _ALLOCATED or page._refcount <= 0):
@@ -89,9 +90,6 @@ def _lru_page_violations(lru: int, pfn: int, page: Page,
         v.append(Violation("lru_page_in_use", f"pfn {pfn:#x} on {name} is "
                            f"{page.state.name} with _refcount {page._refcount}"))
     return v
-
-
-_ALLOCATED = PageState.ALLOCATED
 
 
 def swap_counts_consistent(pgdat: pglist_data, mms: Sequence[mm_struct]) -> list[Violation]:
