@@ -13,6 +13,7 @@ from refmodel.machine import Machine
 from refmodel.mm import gfp as G
 from refmodel.mm.page_alloc import __free_pages as free_pages_of_page
 from refmodel.mm.page_alloc import alloc_pages
+from refmodel.mm.types import Page
 
 
 def workload(n: int, seed: int = 5) -> list[tuple[str, int, int]]:
@@ -34,20 +35,21 @@ def workload(n: int, seed: int = 5) -> list[tuple[str, int, int]]:
 def run_model(ops: list[tuple[str, int, int]]) -> float:
     m = Machine(MachineConfig(memory=1 * GiB))
     pgdat = m.pgdat
-    mem_map = pgdat.mem_map
-    live: list[tuple[int, int]] = []
+    # Each side keeps the handle its allocator returns: the model a struct page, the
+    # baseline a pfn.
+    live: list[tuple[Page, int]] = []
     gfp = G.GFP_KERNEL
     t0 = time.perf_counter()
     for kind, x, _ in ops:
         if kind == "a":
             page = alloc_pages(pgdat, gfp, x)
             if page is not None:
-                live.append((page.pfn, x))
+                live.append((page, x))
         else:
             i = x % len(live)
             live[i], live[-1] = live[-1], live[i]
-            pfn, order = live.pop()
-            free_pages_of_page(pgdat, mem_map[pfn], order)
+            page, order = live.pop()
+            free_pages_of_page(pgdat, page, order)
     return len(ops) / (time.perf_counter() - t0)
 
 

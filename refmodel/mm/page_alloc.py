@@ -272,10 +272,14 @@ def __free_one_page(
         to_tail = True
     else:
         to_tail = buddy_merge_likely(pgdat, pfn, buddy_pfn, page, order)
-    if to_tail:
-        add_to_free_list_tail(page, zone, order, migratetype)
-    else:
-        add_to_free_list(page, zone, order, migratetype)
+    # add_to_free_list_tail or add_to_free_list, in line (the hot path of every buddy free)
+    area = zone.free_area[order]
+    fl = area.free_list[migratetype]
+    fl[pfn] = page
+    if not to_tail:
+        fl.move_to_end(pfn, False)  # last=False: to the head
+    page.index = migratetype  # model: lists are not intrusive, so remember which one
+    area.nr_free += 1
 
 
 def _bad_reason(page: Page) -> str | None:
@@ -353,9 +357,8 @@ def _check_tails(pgdat: pglist_data, pfn: int, order: int) -> None:
     get = pgdat.mem_map.get
     for p in range(pfn + 1, pfn + (1 << order)):
         tail = get(p)
-        if tail is None or (tail.state is ST_TAIL and not tail._refcount
-                            and not tail.flags and not tail.page_type and tail._mapcount == -1):
-            continue  # a clean tail, as free_pages_check wants it
+        if tail is None:
+            continue  # no struct page of its own here: a clean tail
         reason = _bad_reason(tail)
         if reason is None and tail.state is not ST_TAIL:
             reason = f"page is {tail.state.name.lower()} (model: overlapping free)"
@@ -475,9 +478,22 @@ def __free_pages(pgdat: pglist_data, page: Page, order: int) -> None:
     """Models mm/page_alloc.c:__free_pages (5.10): drop a reference; the last one frees the
     block. If others still hold the head of a non-compound block, the upper halves are
     freed now (in descending order) and the head page stays with its holders."""
-    if (order or page.state is not ST_ALLOCATED or page.alloc_order or not page._refcount
+    if (page.state is not ST_ALLOCATED or page.alloc_order != order or not page._refcount
             or page.flags & _PG_reserved):
-        check_free_block(pgdat, page, order)  # all but a live order-0 page, checked in line
+        check_free_block(pgdat, page, order)  # all but the head of a live block of this order
+    elif order:
+        # The common case of check_free_block, in line: every tail must be clean (a pfn with
+        # no struct page of its own here is); _check_tails words the complaint.
+        get = pgdat.mem_map.get
+        pfn = page.pfn
+        for p in range(pfn + 1, pfn + (1 << order)):
+            tail = get(p)
+            if tail is None or (tail.state is ST_TAIL and not tail._refcount
+                                and not tail.flags and not tail.page_type
+                                and tail._mapcount == -1):
+                continue
+            _check_tails(pgdat, pfn, order)
+            break
     if put_page_testzero(page):
         free_the_page(pgdat, page, order)
     elif not page.flags & _PG_head:

@@ -14,6 +14,7 @@ from refmodel.mm.mmzone import (
     WMARK_MIN,
     ZoneType,
     get_pageblock_migratetype,
+    pfn_to_page,
 )
 from refmodel.mm.page_alloc import (
     __alloc_pages_nodemask as alloc_pages_nodemask,
@@ -29,6 +30,7 @@ from refmodel.mm.page_alloc import (
     virt_to_page,
     zone_watermark_ok,
 )
+from refmodel.mm.types import ST_ALLOCATED, ST_TAIL, PageFlags
 from refmodel.specs.buddy import buddy_state, check_buddy, free_blocks
 from refmodel.trace import Tracer, lookup
 
@@ -227,6 +229,29 @@ def test_bad_free_is_rejected_and_changes_nothing(m256: Machine, setup: str, che
     with pytest.raises(KernelBug, match=check.replace("(", r"\(").replace(")", r"\)")):
         m256.free_pages(pfn, order)
     assert buddy_state(pgdat) == before
+    assert check_buddy(pgdat) == []
+
+
+@pytest.mark.parametrize("field, value, reason", [
+    ("_refcount", 1, "nonzero _refcount"),
+    ("_mapcount", 0, "nonzero mapcount"),
+    ("flags", int(PageFlags.PG_locked), "PAGE_FLAGS_CHECK_AT_FREE"),
+    ("state", ST_ALLOCATED, "overlapping free"),
+])
+def test_free_of_a_block_with_a_dirty_tail_is_a_bad_page(
+        m256: Machine, field: str, value: object, reason: str) -> None:
+    # free_pages_prepare checks every tail page (free_pages_check), not only the head.
+    pgdat = m256.pgdat
+    a = m256.alloc_pages(G.GFP_KERNEL, 3)
+    assert a
+    tail = pfn_to_page(pgdat, a.pfn + 5)
+    setattr(tail, field, value)
+    before = buddy_state(pgdat)
+    with pytest.raises(BadPage, match=f"tail pfn {a.pfn + 5:#x} .*{reason}"):
+        free_pages_of_page(pgdat, a, 3)
+    assert buddy_state(pgdat) == before
+    setattr(tail, field, {"_refcount": 0, "_mapcount": -1, "flags": 0, "state": ST_TAIL}[field])
+    free_pages_of_page(pgdat, a, 3)  # clean again: the free goes through
     assert check_buddy(pgdat) == []
 
 
