@@ -403,18 +403,19 @@ def free_pgd_range(pgdat: pglist_data, tlb: mmu_gather, addr: int, end: int, flo
     """Models mm/memory.c:free_pgd_range: trim [addr, end) to whole pmds inside
     [floor, ceiling), then free every pte table in it and every higher table whose span the
     range covers."""
+    # (unsigned long arithmetic: ``& MASK64``, _u in line, as every munmap comes here)
     addr &= PMD_MASK
     if addr < floor:
-        addr = _u(addr + PMD_SIZE)
+        addr = (addr + PMD_SIZE) & MASK64
         if not addr:
             return
     if ceiling:
         ceiling &= PMD_MASK
         if not ceiling:
             return
-    if _u(end - 1) > _u(ceiling - 1):
-        end = _u(end - PMD_SIZE)
-    if addr > _u(end - 1):
+    if (end - 1) & MASK64 > (ceiling - 1) & MASK64:
+        end = (end - PMD_SIZE) & MASK64
+    if addr > (end - 1) & MASK64:
         return
     levels = pgdat.paging_levels
     pgd = pgd_offset(tlb.mm, addr)
