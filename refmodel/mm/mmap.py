@@ -767,15 +767,6 @@ def get_unmapped_area(mm: mm_struct, file: file | None, addr: int, len: int, pgo
 # mmap
 
 
-def round_hint_to_min(mm: mm_struct, hint: int) -> int:
-    """mm/mmap.c:round_hint_to_min: a non-zero hint below mmap_min_addr becomes
-    PAGE_ALIGN(mmap_min_addr)."""
-    hint &= PAGE_MASK
-    if hint and hint < mm.vm_globals.mmap_min_addr:
-        return PAGE_ALIGN(mm.vm_globals.mmap_min_addr)
-    return hint
-
-
 def can_do_mlock(mm: mm_struct) -> bool:
     """mm/mlock.c:can_do_mlock."""
     return rlimit(mm, RLIMIT_MEMLOCK) != 0 or mm.cap_ipc_lock
@@ -815,7 +806,11 @@ def do_mmap(mm: mm_struct, file: file | None, addr: int, len: int, prot: int, fl
     if flags & MAP_FIXED_NOREPLACE:
         flags |= MAP_FIXED
     if not flags & MAP_FIXED:
-        addr = round_hint_to_min(mm, addr)
+        # mm/mmap.c:round_hint_to_min, in line: a non-zero hint below mmap_min_addr
+        # becomes PAGE_ALIGN(mmap_min_addr)
+        addr &= PAGE_MASK
+        if addr and addr < mm.vm_globals.mmap_min_addr:
+            addr = PAGE_ALIGN(mm.vm_globals.mmap_min_addr)
     len = (len + _PAGE_OFFSET) & PAGE_MASK  # PAGE_ALIGN
     if not len:
         return ENOMEM, populate

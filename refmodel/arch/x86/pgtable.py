@@ -453,7 +453,7 @@ def pgd_present(pgd: int, levels: int) -> bool:
 def pgd_bad(pgd: int, levels: int) -> bool:
     """Models asm/pgtable.h:pgd_bad: never with 4-level paging; else U ignored, the rest
     must be exactly P|RW|A|D."""
-    if not pgtable_l5_enabled(levels):
+    if levels != 5:  # !pgtable_l5_enabled, in line: every page-table walk asks
         return False
     return (pgd & PTE_FLAGS_MASK & ~_PAGE_USER) != _KERNPG_TABLE
 

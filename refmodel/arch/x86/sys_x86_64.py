@@ -18,6 +18,7 @@ from refmodel.mm.mmap import (
     vm_start_gap,
     vm_unmapped_area,
 )
+from refmodel.mm.vm_flags import VM_GROWSDOWN
 from refmodel.trace import kernel
 
 F = "arch/x86/kernel/sys_x86_64.c"
@@ -92,7 +93,9 @@ def arch_get_unmapped_area_topdown(mm: mm_struct, filp: file | None, addr0: int,
             addr &= PAGE_MASK
             if mmap_address_hint_valid(mm, addr, len):
                 vma = find_vma(mm, addr)
-                if vma is None or addr + len <= vm_start_gap(mm, vma):
+                # vm_start_gap is vm_start but for a stack: called only then
+                if vma is None or addr + len <= (vm_start_gap(mm, vma)
+                                                 if vma.vm_flags & VM_GROWSDOWN else vma.vm_start):
                     return addr
         high_limit = mm.mmap_base
         if addr > DEFAULT_MAP_WINDOW:
