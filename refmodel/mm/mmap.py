@@ -753,7 +753,7 @@ def get_unmapped_area(mm: mm_struct, file: file | None, addr: int, len: int, pgo
         pgoff = 0
         get_area = shmem_get_unmapped_area
     addr = get_area(mm, file, addr, len, pgoff, flags)
-    if -4095 <= addr < 0 or addr >= _ERR_TOP:  # IS_ERR_VALUE
+    if 0 > addr >= -4095 or addr >= _ERR_TOP:  # IS_ERR_VALUE (a valid address: two tests)
         return addr
     if addr > mm.task_size - len:
         return ENOMEM
@@ -820,7 +820,7 @@ def do_mmap(mm: mm_struct, file: file | None, addr: int, len: int, prot: int, fl
         return ENOMEM, populate
 
     addr = get_unmapped_area(mm, file, addr, len, pgoff, flags)
-    if -4095 <= addr < 0 or addr >= _ERR_TOP:  # IS_ERR_VALUE
+    if 0 > addr >= -4095 or addr >= _ERR_TOP:  # IS_ERR_VALUE (a valid address: two tests)
         return addr, populate
 
     if flags & MAP_FIXED_NOREPLACE:

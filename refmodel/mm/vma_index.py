@@ -76,11 +76,10 @@ class VmaIndex:
         if b < 0:
             return self._blocks[0][0] if firsts else None
         blk = self._blocks[b]
-        j = bisect_right(self._keys[b], addr) - 1
-        v = blk[j]
+        j = bisect_right(self._keys[b], addr)  # the VMA at j - 1 starts at or below addr
+        v = blk[j - 1]
         if v.vm_end > addr:
             return v
-        j += 1
         if j < len(blk):
             return blk[j]
         b += 1

@@ -328,10 +328,15 @@ def arch_filter_pgprot(prot: pgprot_t) -> pgprot_t:
     return massage_pgprot(prot)
 
 
+_VM_PKEY_BITS = VM_PKEY_BIT0 | VM_PKEY_BIT1 | VM_PKEY_BIT2 | VM_PKEY_BIT3
+
+
 @kernel("arch/x86/include/asm/pkeys.h")
 def arch_vm_get_page_prot(vm_flags: int) -> pgprot_t:
     """Models asm/pgtable_types.h / pkeys.h:arch_vm_get_page_prot: the VMA's protection key
     (VM_PKEY_BIT0..3) as the PTE's _PAGE_PKEY_BIT0..3."""
+    if not vm_flags & _VM_PKEY_BITS:
+        return 0  # pkey 0, as every VMA has without OSPKE: one test instead of four
     ret = 0
     if vm_flags & VM_PKEY_BIT0:
         ret |= _PAGE_PKEY_BIT0
