@@ -435,16 +435,15 @@ def free_pgtables(pgdat: pglist_data, tlb: mmu_gather, vmas: list[tuple[int, int
     """Models mm/memory.c:free_pgtables over a VMA list given as sorted (vm_start, vm_end):
     VMAs less than a PMD_SIZE apart are freed together, each group bounded by the next
     group's start (or ``ceiling``) and the same ``floor``."""
+    n = len(vmas)
     i = 0
-    while i < len(vmas):
+    while i < n:
         addr, vm_end = vmas[i]
-        j = i
-        while j + 1 < len(vmas) and vmas[j + 1][0] <= vm_end + PMD_SIZE:
-            j += 1
-            vm_end = vmas[j][1]
-        nxt = vmas[j + 1][0] if j + 1 < len(vmas) else ceiling
-        free_pgd_range(pgdat, tlb, addr, vm_end, floor, nxt)
-        i = j + 1
+        i += 1  # i: the first VMA past the group
+        while i < n and vmas[i][0] <= vm_end + PMD_SIZE:
+            vm_end = vmas[i][1]
+            i += 1
+        free_pgd_range(pgdat, tlb, addr, vm_end, floor, vmas[i][0] if i < n else ceiling)
 
 
 
