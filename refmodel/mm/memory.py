@@ -403,7 +403,9 @@ def free_pgd_range(pgdat: pglist_data, tlb: mmu_gather, addr: int, end: int, flo
     """Models mm/memory.c:free_pgd_range: trim [addr, end) to whole pmds inside
     [floor, ceiling), then free every pte table in it and every higher table whose span the
     range covers."""
-    # (unsigned long arithmetic: ``& MASK64``, _u in line, as every munmap comes here)
+    # Unsigned long arithmetic, written for plain ints as every munmap comes here: the
+    # unsigned tests end - 1 > ceiling - 1 and addr > end - 1 are made without wrapping
+    # (0 stands for 2**64).
     addr &= PMD_MASK
     if addr < floor:
         addr = (addr + PMD_SIZE) & MASK64
@@ -413,9 +415,9 @@ def free_pgd_range(pgdat: pglist_data, tlb: mmu_gather, addr: int, end: int, flo
         ceiling &= PMD_MASK
         if not ceiling:
             return
-    if (end - 1) & MASK64 > (ceiling - 1) & MASK64:
-        end = (end - PMD_SIZE) & MASK64
-    if addr > (end - 1) & MASK64:
+        if not end or end > ceiling:
+            end = (end - PMD_SIZE) & MASK64
+    if end and addr >= end:
         return
     levels = pgdat.paging_levels
     pgd = pgd_offset(tlb.mm, addr)

@@ -814,7 +814,7 @@ def do_mmap(mm: mm_struct, file: file | None, addr: int, len: int, prot: int, fl
     len = (len + _PAGE_OFFSET) & PAGE_MASK  # PAGE_ALIGN
     if not len:
         return ENOMEM, populate
-    if (pgoff + (len >> PAGE_SHIFT)) & ULONG_MAX < pgoff:
+    if pgoff + (len >> PAGE_SHIFT) > ULONG_MAX:  # it wraps (pgoff is an unsigned long)
         return EOVERFLOW, populate
     if mm.map_count > mm.vm_globals.sysctl_max_map_count:
         return ENOMEM, populate

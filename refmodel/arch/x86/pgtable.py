@@ -308,33 +308,36 @@ _PGDIR_SIZE_MASK = {lv: (PGDIR_SIZE(lv), PGDIR_MASK(lv)) for lv in (4, 5)}
 @kernel(LINUX_PGT_H)
 def pgd_addr_end(addr: int, end: int, levels: int, ops: BitOps = PY_OPS) -> int:
     size, mask = _PGDIR_SIZE_MASK[levels]
-    if ops is PY_OPS:  # _addr_end in line: every walk of every level runs this
+    # _addr_end in line for plain ints (every walk of every level runs this), its unsigned
+    # test (boundary - 1) < (end - 1) made without the wrap-around arithmetic: boundary
+    # and end are unsigned longs, and 0 stands for 2**64 on either side.
+    if ops is PY_OPS:
         boundary = (addr + size) & mask
-        return boundary if (boundary - 1) & MASK64 < (end - 1) & MASK64 else end
+        return boundary if boundary and (boundary < end or not end) else end
     return _addr_end(addr, end, size, mask, ops)
 
 
 @kernel(LINUX_PGT_H)
 def p4d_addr_end(addr: int, end: int, ops: BitOps = PY_OPS) -> int:
-    if ops is PY_OPS:  # _addr_end in line
+    if ops is PY_OPS:  # _addr_end in line, as in pgd_addr_end
         boundary = (addr + P4D_SIZE) & P4D_MASK
-        return boundary if (boundary - 1) & MASK64 < (end - 1) & MASK64 else end
+        return boundary if boundary and (boundary < end or not end) else end
     return _addr_end(addr, end, P4D_SIZE, P4D_MASK, ops)
 
 
 @kernel(LINUX_PGT_H)
 def pud_addr_end(addr: int, end: int, ops: BitOps = PY_OPS) -> int:
-    if ops is PY_OPS:  # _addr_end in line
+    if ops is PY_OPS:  # _addr_end in line, as in pgd_addr_end
         boundary = (addr + PUD_SIZE) & PUD_MASK
-        return boundary if (boundary - 1) & MASK64 < (end - 1) & MASK64 else end
+        return boundary if boundary and (boundary < end or not end) else end
     return _addr_end(addr, end, PUD_SIZE, PUD_MASK, ops)
 
 
 @kernel(LINUX_PGT_H)
 def pmd_addr_end(addr: int, end: int, ops: BitOps = PY_OPS) -> int:
-    if ops is PY_OPS:  # _addr_end in line
+    if ops is PY_OPS:  # _addr_end in line, as in pgd_addr_end
         boundary = (addr + PMD_SIZE) & PMD_MASK
-        return boundary if (boundary - 1) & MASK64 < (end - 1) & MASK64 else end
+        return boundary if boundary and (boundary < end or not end) else end
     return _addr_end(addr, end, PMD_SIZE, PMD_MASK, ops)
 
 

@@ -329,6 +329,7 @@ def arch_filter_pgprot(prot: pgprot_t) -> pgprot_t:
 
 
 _VM_PKEY_BITS = VM_PKEY_BIT0 | VM_PKEY_BIT1 | VM_PKEY_BIT2 | VM_PKEY_BIT3
+_PROT_MAP_INDEX = VM_READ | VM_WRITE | VM_EXEC | VM_SHARED  # protection_map's index bits
 
 
 @kernel("arch/x86/include/asm/pkeys.h")
@@ -353,5 +354,5 @@ def arch_vm_get_page_prot(vm_flags: int) -> pgprot_t:
 def vm_get_page_prot(vm_flags: int) -> pgprot_t:
     """Models mm/mmap.c:vm_get_page_prot: protection_map by (READ|WRITE|EXEC|SHARED), plus
     the pkey bits, filtered by what the CPU supports."""
-    idx = vm_flags & (VM_READ | VM_WRITE | VM_EXEC | VM_SHARED)
+    idx = vm_flags & _PROT_MAP_INDEX
     return arch_filter_pgprot(protection_map[idx] | arch_vm_get_page_prot(vm_flags))
