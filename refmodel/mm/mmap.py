@@ -469,9 +469,9 @@ def _vma_adjust(vma: vm_area_struct, start: int, end: int, pgoff: int,
             assert next_ is not None
             end = next_.vm_end
             continue
-        if next_ is not None:
-            index.gap_changed(next_)
-        else:
+        # 5.10's vma_gap_update(next) here: the index's remove (in _vma_unlink, after vma's
+        # new range was set) has already brought the gap below next up to date
+        if next_ is None:
             mm.highest_vm_end = vm_end_gap(vma)
         break
     return 0
@@ -709,7 +709,8 @@ def unmapped_area_topdown(mm: mm_struct, length: int, low_limit: int, high_limit
         if gap_end > high_limit:
             gap_end = high_limit
     gap_end -= length
-    gap_end -= (gap_end - align_offset) & align_mask
+    if align_mask:  # (x & 0 is 0: the common unaligned search skips the arithmetic)
+        gap_end -= (gap_end - align_offset) & align_mask
     return gap_end
 
 
@@ -1044,7 +1045,7 @@ def detach_vmas_to_be_unmapped(mm: mm_struct, vma: vm_area_struct,
         cur = cur.vm_next
         if cur is None or cur.vm_start >= end:
             break
-    index.remove_run(detached)  # vma_rb_erase of each
+    index.remove_run(detached)  # vma_rb_erase of each; also vma_gap_update(cur), below
     if prev is not None:
         prev.vm_next = cur
     else:
@@ -1052,7 +1053,6 @@ def detach_vmas_to_be_unmapped(mm: mm_struct, vma: vm_area_struct,
     vma.vm_prev = None
     if cur is not None:
         cur.vm_prev = prev
-        index.gap_changed(cur)
     else:
         mm.highest_vm_end = vm_end_gap(prev) if prev is not None else 0
     detached[-1].vm_next = None

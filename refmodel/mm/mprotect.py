@@ -85,6 +85,7 @@ MM_CP_DIRTY_ACCT = 1
 VM_FLAGS_CLEAR = VM_PKEY_BIT0 | VM_PKEY_BIT1 | VM_PKEY_BIT2 | VM_PKEY_BIT3
 # do_mprotect_pkey's masks, computed once (Python does not fold names into constants)
 _PROT_GROWS = PROT_GROWSDOWN | PROT_GROWSUP
+_PAGE_OFFSET = ~PAGE_MASK
 _PROT_NOT_VALID = ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM)  # arch_validate_prot
 _KEEP_OLD_FLAGS = ~(VM_READ | VM_WRITE | VM_EXEC | VM_FLAGS_CLEAR)  # ~mask_off_old_flags
 
@@ -264,7 +265,7 @@ def do_mprotect_pkey(mm: mm_struct, start: int, len: int, prot: int, pkey: int) 
     prot &= ~_PROT_GROWS
     if grows == _PROT_GROWS:
         return EINVAL
-    if start & ~PAGE_MASK:
+    if start & _PAGE_OFFSET:
         return EINVAL
     if not len:
         return 0

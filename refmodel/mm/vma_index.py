@@ -274,7 +274,8 @@ class VmaIndex:
             self._set_gap(b + 1, 0)
 
     def remove(self, vma: vm_area_struct) -> None:
-        """Drop ``vma``, found by its current vm_start."""
+        """Drop ``vma``, found by its current vm_start; the gap below the VMA after it is
+        brought up to date (vma_gap_update of the next VMA: callers need not ask)."""
         start = vma.vm_start
         firsts = self._firsts
         b = bisect_right(firsts, start) - 1

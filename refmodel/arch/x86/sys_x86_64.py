@@ -24,6 +24,7 @@ from refmodel.trace import kernel
 F = "arch/x86/kernel/sys_x86_64.c"
 ENOMEM = -int(Errno.ENOMEM)
 EINVAL = -int(Errno.EINVAL)
+_PAGE_OFFSET = ~PAGE_MASK  # offset_in_page, computed once for the mmap path
 
 
 @kernel(F, "__x64_sys_mmap")
@@ -31,7 +32,7 @@ def sys_mmap(mm: mm_struct, addr: int, len: int, prot: int, flags: int, fd: int 
              off: int) -> int:
     """Models arch/x86/kernel/sys_x86_64.c:SYSCALL_DEFINE6(mmap): the byte offset must be
     page aligned, then ksys_mmap_pgoff with it in pages."""
-    if off & ~PAGE_MASK:
+    if off & _PAGE_OFFSET:
         return EINVAL
     return ksys_mmap_pgoff(mm, addr, len, prot, flags, fd, off >> PAGE_SHIFT)
 
@@ -102,6 +103,6 @@ def arch_get_unmapped_area_topdown(mm: mm_struct, filp: file | None, addr0: int,
             high_limit += TASK_SIZE_MAX(mm.paging_levels) - DEFAULT_MAP_WINDOW
         addr = vm_unmapped_area(mm, VM_UNMAPPED_AREA_TOPDOWN, len, PAGE_SIZE, high_limit, 0,
                                 pgoff << PAGE_SHIFT)
-        if addr >= 0 and not addr & ~PAGE_MASK:
+        if addr >= 0 and not addr & _PAGE_OFFSET:
             return addr
     return arch_get_unmapped_area(mm, filp, addr0, len, pgoff, flags)
