@@ -440,7 +440,9 @@ def _vma_adjust(vma: vm_area_struct, start: int, end: int, pgoff: int,
             _vma_unlink(mm, next_)
             __remove_shared_vm_struct(next_)
         if start_changed:
-            index.rekey(vma, old_start)
+            # split_vma's lower half, inserted below, ends at vma's new start: its insert
+            # brings the gap below vma up to date (5.10 skips vma_gap_update(vma) too)
+            index.rekey(vma, old_start, insert is None or insert.vm_end != start)
         if adjust_next:
             assert next_ is not None
             index.rekey(next_, old_next_start)

@@ -337,8 +337,10 @@ class VmaIndex:
         for v in vmas:
             self.remove(v)
 
-    def rekey(self, vma: vm_area_struct, old_start: int) -> None:
-        """``vma->vm_start`` changed from ``old_start`` without changing the order."""
+    def rekey(self, vma: vm_area_struct, old_start: int, gap: bool = True) -> None:
+        """``vma->vm_start`` changed from ``old_start`` without changing the order; the gap
+        below it is brought up to date unless ``gap`` is false (the caller is about to
+        insert the VMA that ends at its new start, and insert does it)."""
         b = bisect_right(self._firsts, old_start) - 1
         ks = self._keys[b]
         j = bisect_right(ks, old_start) - 1
@@ -348,7 +350,8 @@ class VmaIndex:
         ks[j] = start
         if j == 0:
             self._firsts[b] = start
-        self._set_gap(b, j)
+        if gap:
+            self._set_gap(b, j)
 
     def gap_changed(self, vma: vm_area_struct) -> None:
         """vma_gap_update: the gap below ``vma`` changed (its predecessor's vm_end moved)."""
