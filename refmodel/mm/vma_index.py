@@ -262,8 +262,8 @@ class VmaIndex:
         gapmax = self._gapmax
         gm = gapmax[b]
         # the largest gap may have been cut out, or (cut from the lowest VMA on) the next
-        # VMA's gap leaves the maxima
-        if cut == gm or not (b or j):
+        # VMA's gap leaves the maxima; a largest gap of 0 (most blocks) cannot fall
+        if gm and (cut == gm or not (b or j)):
             m = max(self._gaps[b]) if b else self._block_max(0)
             if m != gm:
                 gapmax[b] = m
