@@ -272,7 +272,7 @@ class Machine:
              fd: int | file = -1, offset: int = 0) -> int:
         """mmap(2): the mapped address or -errno. ``fd`` is an in-model ``file`` (or an int,
         which has no file behind it)."""
-        if isinstance(fd, int):  # _s32 in line (mmap, munmap and mprotect are hot paths)
+        if isinstance(fd, int):  # the fd as C's 32-bit int
             fd &= 0xFFFFFFFF
             if fd >= 1 << 31:
                 fd -= 1 << 32
@@ -283,7 +283,7 @@ class Machine:
         finally:
             self.current = None  # _leave, written out
             self._after_op()
-        return ret - (1 << 64) if ret >= _ERR_RET else ret  # _syscall_ret
+        return ret - (1 << 64) if ret >= _ERR_RET else ret
 
     def munmap(self, mm: mm_struct, addr: int, length: int) -> int:
         """munmap(2): 0 or -errno."""
@@ -319,7 +319,8 @@ _ULONG = (1 << 64) - 1  # arguments are masked to it: the C ABI's unsigned long
 
 
 # A syscall's unsigned long result from here up is -errno as the ABI reports it (the top
-# 4095 values); the fd argument is taken as C's 32-bit int.
+# 4095 values). mmap, munmap and mprotect convert it, and enter and leave the task, written
+# out rather than through helpers: they are the hot paths of the syscall layer.
 _ERR_RET = (1 << 64) - 4095
 
 
