@@ -693,11 +693,14 @@ def unmap_single_vma(pgdat: pglist_data, tlb: mmu_gather, vma: vm_area_struct,
                      start_addr: int, end_addr: int) -> None:
     """Models mm/memory.c:unmap_single_vma: the part of [start_addr, end_addr) inside vma
     (no hugetlb, no uprobes, no PFN tracking)."""
-    start = max(vma.vm_start, start_addr)
-    if start >= vma.vm_end:
+    # (max and min of two written as comparisons: no builtin call per VMA unmapped)
+    vm_start = vma.vm_start
+    vm_end = vma.vm_end
+    start = vm_start if vm_start > start_addr else start_addr
+    if start >= vm_end:
         return
-    end = min(vma.vm_end, end_addr)
-    if end <= vma.vm_start:
+    end = vm_end if vm_end < end_addr else end_addr
+    if end <= vm_start:
         return
     if start != end:
         unmap_page_range(pgdat, tlb, vma, start, end)

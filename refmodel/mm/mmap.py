@@ -1081,7 +1081,10 @@ def unmap_region(mm: mm_struct, vmas: list[vm_area_struct], prev: vm_area_struct
     unmap_vmas(pgdat, tlb, vmas[0] if vmas else None, start, end)
     floor = prev.vm_end if prev is not None else FIRST_USER_ADDRESS
     ceiling = next_.vm_start if next_ is not None else USER_PGTABLES_CEILING
-    free_pgtables(pgdat, tlb, [(v.vm_start, v.vm_end) for v in vmas], floor, ceiling)
+    ranges = []  # (a plain loop: a comprehension is one more call, for mostly one VMA)
+    for v in vmas:
+        ranges.append((v.vm_start, v.vm_end))
+    free_pgtables(pgdat, tlb, ranges, floor, ceiling)
     tlb_finish_mmu(pgdat, tlb, start, end)
 
 
