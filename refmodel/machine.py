@@ -118,11 +118,13 @@ class Machine:
             finally:
                 self.current = None
 
-    def _task_of(self, mm: mm_struct) -> Task | None:
+    def _enter_mm(self, mm: mm_struct) -> None:
+        """_enter with the task whose address space ``mm`` is (None for a bare mm)."""
         for t in self.tasks.values():
             if t.mm is mm:
-                return t
-        return None
+                self.current = t
+                return
+        self.current = None
 
     # The allocator, by pfn, for tools and tests.
     def alloc_pages(self, gfp_mask: int, order: int) -> Page | None:
@@ -270,28 +272,33 @@ class Machine:
              fd: int | file = -1, offset: int = 0) -> int:
         """mmap(2): the mapped address or -errno. ``fd`` is an in-model ``file`` (or an int,
         which has no file behind it)."""
-        if isinstance(fd, int):
-            fd = _s32(fd)
+        if isinstance(fd, int):  # the fd as C's 32-bit int
+            fd &= 0xFFFFFFFF
+            if fd >= 1 << 31:
+                fd -= 1 << 32
         u = _ULONG
-        self._enter(self._task_of(mm))
+        self._enter_mm(mm)
         try:
             ret = sys_mmap(mm, addr & u, length & u, prot & u, flags & u, fd, offset & u)
         finally:
-            self._leave()
-        return _syscall_ret(ret)
+            self.current = None  # _leave, written out
+            self._after_op()
+        return ret - (1 << 64) if ret >= _ERR_RET else ret
 
     def munmap(self, mm: mm_struct, addr: int, length: int) -> int:
         """munmap(2): 0 or -errno."""
-        self._enter(self._task_of(mm))
+        self._enter_mm(mm)
         try:
-            return _syscall_ret(sys_munmap(mm, addr & _ULONG, length & _ULONG))
+            ret = sys_munmap(mm, addr & _ULONG, length & _ULONG)
         finally:
-            self._leave()
+            self.current = None
+            self._after_op()
+        return ret - (1 << 64) if ret >= _ERR_RET else ret
 
     def brk(self, mm: mm_struct, addr: int) -> int:
         """brk(2): the new program break, or the old one if the request is refused.
         ``mm.start_brk``/``mm.brk`` must have been set (exec's job; no ELF loader here)."""
-        self._enter(self._task_of(mm))
+        self._enter_mm(mm)
         try:
             return sys_brk(mm, addr & _ULONG)
         finally:
@@ -299,28 +306,22 @@ class Machine:
 
     def mprotect(self, mm: mm_struct, addr: int, length: int, prot: int) -> int:
         """mprotect(2): 0 or -errno (prot is an unsigned long in 5.10)."""
-        self._enter(self._task_of(mm))
+        self._enter_mm(mm)
         try:
-            return _syscall_ret(sys_mprotect(mm, addr & _ULONG, length & _ULONG,
-                                             prot & _ULONG))
+            ret = sys_mprotect(mm, addr & _ULONG, length & _ULONG, prot & _ULONG)
         finally:
-            self._leave()
+            self.current = None
+            self._after_op()
+        return ret - (1 << 64) if ret >= _ERR_RET else ret
 
 
 _ULONG = (1 << 64) - 1  # arguments are masked to it: the C ABI's unsigned long
 
 
-def _s32(x: int) -> int:
-    """An int argument (fd) as C's 32-bit int."""
-    x &= 0xFFFFFFFF
-    return x - (1 << 32) if x >= 1 << 31 else x
-
-
-def _syscall_ret(ret: int) -> int:
-    """A syscall's unsigned long result as the ABI reports it: -errno for the top 4095."""
-    if ret >= (1 << 64) - 4095:
-        return ret - (1 << 64)
-    return ret
+# A syscall's unsigned long result from here up is -errno as the ABI reports it (the top
+# 4095 values). mmap, munmap and mprotect convert it, and enter and leave the task, written
+# out rather than through helpers: they are the hot paths of the syscall layer.
+_ERR_RET = (1 << 64) - 4095
 
 
 class StandaloneBuddy:

@@ -35,10 +35,10 @@ def vm_area_alloc(mm: mm_struct) -> vm_area_struct:
 def vm_area_dup(orig: vm_area_struct) -> vm_area_struct:
     """Models kernel/fork.c:vm_area_dup: a copy of orig with an empty anon_vma_chain and no
     list links."""
-    return vm_area_struct(
-        vm_start=orig.vm_start, vm_end=orig.vm_end, vm_page_prot=orig.vm_page_prot,
-        vm_flags=orig.vm_flags, vm_mm=orig.vm_mm, anon_vma=orig.anon_vma, vm_ops=orig.vm_ops,
-        vm_pgoff=orig.vm_pgoff, vm_file=orig.vm_file)
+    # (positional, in field order: split_vma runs this on every munmap or mprotect that cuts)
+    return vm_area_struct(orig.vm_start, orig.vm_end, None, None, orig.vm_page_prot,
+                          orig.vm_flags, orig.vm_mm, [], orig.anon_vma, orig.vm_ops,
+                          orig.vm_pgoff, orig.vm_file)
 
 
 @kernel(F)

@@ -403,18 +403,21 @@ def free_pgd_range(pgdat: pglist_data, tlb: mmu_gather, addr: int, end: int, flo
     """Models mm/memory.c:free_pgd_range: trim [addr, end) to whole pmds inside
     [floor, ceiling), then free every pte table in it and every higher table whose span the
     range covers."""
+    # Unsigned long arithmetic, written for plain ints as every munmap comes here: the
+    # unsigned tests end - 1 > ceiling - 1 and addr > end - 1 are made without wrapping
+    # (0 stands for 2**64).
     addr &= PMD_MASK
     if addr < floor:
-        addr = _u(addr + PMD_SIZE)
+        addr = (addr + PMD_SIZE) & MASK64
         if not addr:
             return
     if ceiling:
         ceiling &= PMD_MASK
         if not ceiling:
             return
-    if _u(end - 1) > _u(ceiling - 1):
-        end = _u(end - PMD_SIZE)
-    if addr > _u(end - 1):
+        if not end or end > ceiling:
+            end = (end - PMD_SIZE) & MASK64
+    if end and addr >= end:
         return
     levels = pgdat.paging_levels
     pgd = pgd_offset(tlb.mm, addr)
@@ -434,16 +437,15 @@ def free_pgtables(pgdat: pglist_data, tlb: mmu_gather, vmas: list[tuple[int, int
     """Models mm/memory.c:free_pgtables over a VMA list given as sorted (vm_start, vm_end):
     VMAs less than a PMD_SIZE apart are freed together, each group bounded by the next
     group's start (or ``ceiling``) and the same ``floor``."""
+    n = len(vmas)
     i = 0
-    while i < len(vmas):
+    while i < n:
         addr, vm_end = vmas[i]
-        j = i
-        while j + 1 < len(vmas) and vmas[j + 1][0] <= vm_end + PMD_SIZE:
-            j += 1
-            vm_end = vmas[j][1]
-        nxt = vmas[j + 1][0] if j + 1 < len(vmas) else ceiling
-        free_pgd_range(pgdat, tlb, addr, vm_end, floor, nxt)
-        i = j + 1
+        i += 1  # i: the first VMA past the group
+        while i < n and vmas[i][0] <= vm_end + PMD_SIZE:
+            vm_end = vmas[i][1]
+            i += 1
+        free_pgd_range(pgdat, tlb, addr, vm_end, floor, vmas[i][0] if i < n else ceiling)
 
 
 
@@ -691,11 +693,14 @@ def unmap_single_vma(pgdat: pglist_data, tlb: mmu_gather, vma: vm_area_struct,
                      start_addr: int, end_addr: int) -> None:
     """Models mm/memory.c:unmap_single_vma: the part of [start_addr, end_addr) inside vma
     (no hugetlb, no uprobes, no PFN tracking)."""
-    start = max(vma.vm_start, start_addr)
-    if start >= vma.vm_end:
+    # (max and min of two written as comparisons: no builtin call per VMA unmapped)
+    vm_start = vma.vm_start
+    vm_end = vma.vm_end
+    start = vm_start if vm_start > start_addr else start_addr
+    if start >= vm_end:
         return
-    end = min(vma.vm_end, end_addr)
-    if end <= vma.vm_start:
+    end = vm_end if vm_end < end_addr else end_addr
+    if end <= vm_start:
         return
     if start != end:
         unmap_page_range(pgdat, tlb, vma, start, end)

@@ -440,7 +440,9 @@ def _vma_adjust(vma: vm_area_struct, start: int, end: int, pgoff: int,
             _vma_unlink(mm, next_)
             __remove_shared_vm_struct(next_)
         if start_changed:
-            index.rekey(vma, old_start)
+            # split_vma's lower half, inserted below, ends at vma's new start: its insert
+            # brings the gap below vma up to date (5.10 skips vma_gap_update(vma) too)
+            index.rekey(vma, old_start, insert is None or insert.vm_end != start)
         if adjust_next:
             assert next_ is not None
             index.rekey(next_, old_next_start)
@@ -469,9 +471,9 @@ def _vma_adjust(vma: vm_area_struct, start: int, end: int, pgoff: int,
             assert next_ is not None
             end = next_.vm_end
             continue
-        if next_ is not None:
-            index.gap_changed(next_)
-        else:
+        # 5.10's vma_gap_update(next) here: the index's remove (in _vma_unlink, after vma's
+        # new range was set) has already brought the gap below next up to date
+        if next_ is None:
             mm.highest_vm_end = vm_end_gap(vma)
         break
     return 0
@@ -709,7 +711,8 @@ def unmapped_area_topdown(mm: mm_struct, length: int, low_limit: int, high_limit
         if gap_end > high_limit:
             gap_end = high_limit
     gap_end -= length
-    gap_end -= (gap_end - align_offset) & align_mask
+    if align_mask:  # (x & 0 is 0: the common unaligned search skips the arithmetic)
+        gap_end -= (gap_end - align_offset) & align_mask
     return gap_end
 
 
@@ -753,7 +756,7 @@ def get_unmapped_area(mm: mm_struct, file: file | None, addr: int, len: int, pgo
         pgoff = 0
         get_area = shmem_get_unmapped_area
     addr = get_area(mm, file, addr, len, pgoff, flags)
-    if -4095 <= addr < 0 or addr >= _ERR_TOP:  # IS_ERR_VALUE
+    if 0 > addr >= -4095 or addr >= _ERR_TOP:  # IS_ERR_VALUE (a valid address: two tests)
         return addr
     if addr > mm.task_size - len:
         return ENOMEM
@@ -765,15 +768,6 @@ def get_unmapped_area(mm: mm_struct, file: file | None, addr: int, len: int, pgo
 
 # --------------------------------------------------------------------------------------------
 # mmap
-
-
-def round_hint_to_min(mm: mm_struct, hint: int) -> int:
-    """mm/mmap.c:round_hint_to_min: a non-zero hint below mmap_min_addr becomes
-    PAGE_ALIGN(mmap_min_addr)."""
-    hint &= PAGE_MASK
-    if hint and hint < mm.vm_globals.mmap_min_addr:
-        return PAGE_ALIGN(mm.vm_globals.mmap_min_addr)
-    return hint
 
 
 def can_do_mlock(mm: mm_struct) -> bool:
@@ -815,17 +809,21 @@ def do_mmap(mm: mm_struct, file: file | None, addr: int, len: int, prot: int, fl
     if flags & MAP_FIXED_NOREPLACE:
         flags |= MAP_FIXED
     if not flags & MAP_FIXED:
-        addr = round_hint_to_min(mm, addr)
+        # mm/mmap.c:round_hint_to_min, in line: a non-zero hint below mmap_min_addr
+        # becomes PAGE_ALIGN(mmap_min_addr)
+        addr &= PAGE_MASK
+        if addr and addr < mm.vm_globals.mmap_min_addr:
+            addr = PAGE_ALIGN(mm.vm_globals.mmap_min_addr)
     len = (len + _PAGE_OFFSET) & PAGE_MASK  # PAGE_ALIGN
     if not len:
         return ENOMEM, populate
-    if (pgoff + (len >> PAGE_SHIFT)) & ULONG_MAX < pgoff:
+    if pgoff + (len >> PAGE_SHIFT) > ULONG_MAX:  # it wraps (pgoff is an unsigned long)
         return EOVERFLOW, populate
     if mm.map_count > mm.vm_globals.sysctl_max_map_count:
         return ENOMEM, populate
 
     addr = get_unmapped_area(mm, file, addr, len, pgoff, flags)
-    if -4095 <= addr < 0 or addr >= _ERR_TOP:  # IS_ERR_VALUE
+    if 0 > addr >= -4095 or addr >= _ERR_TOP:  # IS_ERR_VALUE (a valid address: two tests)
         return addr, populate
 
     if flags & MAP_FIXED_NOREPLACE:
@@ -1049,7 +1047,7 @@ def detach_vmas_to_be_unmapped(mm: mm_struct, vma: vm_area_struct,
         cur = cur.vm_next
         if cur is None or cur.vm_start >= end:
             break
-    index.remove_run(detached)  # vma_rb_erase of each
+    index.remove_run(detached)  # vma_rb_erase of each; also vma_gap_update(cur), below
     if prev is not None:
         prev.vm_next = cur
     else:
@@ -1057,7 +1055,6 @@ def detach_vmas_to_be_unmapped(mm: mm_struct, vma: vm_area_struct,
     vma.vm_prev = None
     if cur is not None:
         cur.vm_prev = prev
-        index.gap_changed(cur)
     else:
         mm.highest_vm_end = vm_end_gap(prev) if prev is not None else 0
     detached[-1].vm_next = None
@@ -1084,7 +1081,10 @@ def unmap_region(mm: mm_struct, vmas: list[vm_area_struct], prev: vm_area_struct
     unmap_vmas(pgdat, tlb, vmas[0] if vmas else None, start, end)
     floor = prev.vm_end if prev is not None else FIRST_USER_ADDRESS
     ceiling = next_.vm_start if next_ is not None else USER_PGTABLES_CEILING
-    free_pgtables(pgdat, tlb, [(v.vm_start, v.vm_end) for v in vmas], floor, ceiling)
+    ranges = []  # (a plain loop: a comprehension is one more call, for mostly one VMA)
+    for v in vmas:
+        ranges.append((v.vm_start, v.vm_end))
+    free_pgtables(pgdat, tlb, ranges, floor, ceiling)
     tlb_finish_mmu(pgdat, tlb, start, end)
 
 

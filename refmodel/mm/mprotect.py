@@ -34,7 +34,6 @@ from refmodel.errno import Errno
 from refmodel.mm.gup import populate_vma_page_range
 from refmodel.mm.mm_types import mm_struct, vm_area_struct
 from refmodel.mm.mman import (
-    PAGE_ALIGN,
     PAGE_MASK,
     PAGE_SHIFT,
     PROT_EXEC,
@@ -84,6 +83,11 @@ ENOMEM = -int(Errno.ENOMEM)
 EACCES = -int(Errno.EACCES)
 MM_CP_DIRTY_ACCT = 1
 VM_FLAGS_CLEAR = VM_PKEY_BIT0 | VM_PKEY_BIT1 | VM_PKEY_BIT2 | VM_PKEY_BIT3
+# do_mprotect_pkey's masks, computed once (Python does not fold names into constants)
+_PROT_GROWS = PROT_GROWSDOWN | PROT_GROWSUP
+_PAGE_OFFSET = ~PAGE_MASK
+_PROT_NOT_VALID = ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM)  # arch_validate_prot
+_KEEP_OLD_FLAGS = ~(VM_READ | VM_WRITE | VM_EXEC | VM_FLAGS_CLEAR)  # ~mask_off_old_flags
 
 
 @kernel(F)
@@ -256,20 +260,20 @@ def mprotect_fixup(mm: mm_struct, vma: vm_area_struct, prev: vm_area_struct | No
 def do_mprotect_pkey(mm: mm_struct, start: int, len: int, prot: int, pkey: int) -> int:
     """Models mm/mprotect.c:do_mprotect_pkey with 5.10's checks in order, then
     mprotect_fixup on every VMA of the range."""
-    grows = prot & (PROT_GROWSDOWN | PROT_GROWSUP)
-    rier = bool(mm.personality & READ_IMPLIES_EXEC) and bool(prot & PROT_READ)
-    prot &= ~(PROT_GROWSDOWN | PROT_GROWSUP)
-    if grows == (PROT_GROWSDOWN | PROT_GROWSUP):
+    grows = prot & _PROT_GROWS
+    rier = mm.personality & READ_IMPLIES_EXEC != 0 and prot & PROT_READ != 0
+    prot &= ~_PROT_GROWS
+    if grows == _PROT_GROWS:
         return EINVAL
-    if start & ~PAGE_MASK:
+    if start & _PAGE_OFFSET:
         return EINVAL
     if not len:
         return 0
-    len = PAGE_ALIGN(len)
+    len = (len + PAGE_SIZE - 1) & PAGE_MASK  # PAGE_ALIGN, in line
     end = start + len
     if len == 0 or end <= start or end >= 1 << 64:
         return ENOMEM  # PAGE_ALIGN wrapped, or start + len wrapped past 2**64
-    if prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM):
+    if prot & _PROT_NOT_VALID:
         return EINVAL  # arch_validate_prot
     reqprot = prot
     if pkey != -1:
@@ -297,9 +301,8 @@ def do_mprotect_pkey(mm: mm_struct, start: int, len: int, prot: int, pkey: int) 
     while True:
         if rier and vma.vm_flags & VM_MAYEXEC:
             prot |= PROT_EXEC
-        mask_off_old_flags = VM_READ | VM_WRITE | VM_EXEC | VM_FLAGS_CLEAR
         newflags = calc_vm_prot_bits(prot, 0)
-        newflags |= vma.vm_flags & ~mask_off_old_flags
+        newflags |= vma.vm_flags & _KEEP_OLD_FLAGS
         if (newflags & ~(newflags >> 4)) & VM_ACCESS_FLAGS:
             return EACCES
         tmp = vma.vm_end

@@ -76,11 +76,10 @@ class VmaIndex:
         if b < 0:
             return self._blocks[0][0] if firsts else None
         blk = self._blocks[b]
-        j = bisect_right(self._keys[b], addr) - 1
-        v = blk[j]
+        j = bisect_right(self._keys[b], addr)  # the VMA at j - 1 starts at or below addr
+        v = blk[j - 1]
         if v.vm_end > addr:
             return v
-        j += 1
         if j < len(blk):
             return blk[j]
         b += 1
@@ -127,11 +126,6 @@ class VmaIndex:
         self._tree = tree
         self._cap = cap
         self._stale.clear()
-
-    def _block_max_changed(self, b: int, g: int) -> None:
-        """Block b's largest gap is now g (the tree learns it at the next search)."""
-        self._gapmax[b] = g
-        self._stale.append(b)
 
     def _sync_tree(self) -> None:
         """Carry the changed block maxima up the tree."""
@@ -193,13 +187,16 @@ class VmaIndex:
         gaps[j] = g
         if not (b or j):
             return  # the lowest VMA's gap is not in the maxima
-        gm = self._gapmax[b]
-        if g > gm:
-            self._block_max_changed(b, g)
+        gapmax = self._gapmax
+        gm = gapmax[b]
+        if g > gm:  # (the tree learns a changed maximum at the next search)
+            gapmax[b] = g
+            self._stale.append(b)
         elif old == gm:
             m = max(gaps) if b else max(gaps[1:])
             if m != gm:
-                self._block_max_changed(b, m)
+                gapmax[b] = m
+                self._stale.append(b)
 
     # ---------------------------------------------------------------- updates
     def insert(self, vma: vm_area_struct) -> None:
@@ -229,9 +226,18 @@ class VmaIndex:
         if j == 0:
             firsts[b] = start
         self._count += 1
-        # (when the new VMA is the lowest, the one it displaces joins the maxima through
-        # the second _set_gap, whose update is right whatever that gap held before)
-        self._set_gap(b, j)
+        # The new VMA's gap, worked out here (_set_gap's work, less what its zeroed slot
+        # makes needless): the block maximum can only rise. When the new VMA is the
+        # lowest, the one it displaces joins the maxima through the _set_gap below, whose
+        # update is right whatever that gap held before.
+        pe = blk[j - 1].vm_end if j else self._blocks[b - 1][-1].vm_end if b else 0
+        g = start if not vma.vm_flags & VM_GROWSDOWN else max(start - self.guard, 0)
+        if g > pe:
+            g -= pe
+            gaps[j] = g
+            if g > self._gapmax[b] and (b or j):
+                self._gapmax[b] = g
+                self._stale.append(b)
         n = len(blk)
         if j + 1 < n:
             self._set_gap(b, j + 1)
@@ -253,22 +259,23 @@ class VmaIndex:
         firsts = self._firsts
         if j == 0:
             firsts[b] = self._keys[b][0]
-        gm = self._gapmax[b]
-        if not (b or j):
-            m = self._block_max(0)  # the next VMA's gap leaves the maxima
-            if m != gm:
-                self._block_max_changed(0, m)
-        elif cut == gm:
+        gapmax = self._gapmax
+        gm = gapmax[b]
+        # the largest gap may have been cut out, or (cut from the lowest VMA on) the next
+        # VMA's gap leaves the maxima; a largest gap of 0 (most blocks) cannot fall
+        if gm and (cut == gm or not (b or j)):
             m = max(self._gaps[b]) if b else self._block_max(0)
             if m != gm:
-                self._block_max_changed(b, m)
+                gapmax[b] = m
+                self._stale.append(b)
         if j < len(self._blocks[b]):
             self._set_gap(b, j)
         elif b + 1 < len(firsts):
             self._set_gap(b + 1, 0)
 
     def remove(self, vma: vm_area_struct) -> None:
-        """Drop ``vma``, found by its current vm_start."""
+        """Drop ``vma``, found by its current vm_start; the gap below the VMA after it is
+        brought up to date (vma_gap_update of the next VMA: callers need not ask)."""
         start = vma.vm_start
         firsts = self._firsts
         b = bisect_right(firsts, start) - 1
@@ -330,8 +337,10 @@ class VmaIndex:
         for v in vmas:
             self.remove(v)
 
-    def rekey(self, vma: vm_area_struct, old_start: int) -> None:
-        """``vma->vm_start`` changed from ``old_start`` without changing the order."""
+    def rekey(self, vma: vm_area_struct, old_start: int, gap: bool = True) -> None:
+        """``vma->vm_start`` changed from ``old_start`` without changing the order; the gap
+        below it is brought up to date unless ``gap`` is false (the caller is about to
+        insert the VMA that ends at its new start, and insert does it)."""
         b = bisect_right(self._firsts, old_start) - 1
         ks = self._keys[b]
         j = bisect_right(ks, old_start) - 1
@@ -341,7 +350,8 @@ class VmaIndex:
         ks[j] = start
         if j == 0:
             self._firsts[b] = start
-        self._set_gap(b, j)
+        if gap:
+            self._set_gap(b, j)
 
     def gap_changed(self, vma: vm_area_struct) -> None:
         """vma_gap_update: the gap below ``vma`` changed (its predecessor's vm_end moved)."""

@@ -159,3 +159,26 @@ def test_parent_exit_first_leaves_the_child_sole_owner_of_shared_pages() -> None
     assert_invariants(m)
     m.exit(c)
     assert not m.pgdat.allocated
+
+
+def test_vm_area_dup_copies_every_field_but_the_links_and_the_chain() -> None:
+    """vm_area_dup (kernel/fork.c) builds its copy positionally: each field lands in place."""
+    from dataclasses import fields
+
+    from refmodel.fs import file
+    from refmodel.kernel.fork import vm_area_dup
+    from refmodel.mm.mm_types import anon_vma, mm_struct, vm_area_struct
+
+    mm = mm_struct()
+    orig = vm_area_struct(vm_start=0x1000, vm_end=0x5000, vm_page_prot=0x25, vm_flags=0x73,
+                          vm_mm=mm, anon_vma_chain=[anon_vma()], anon_vma=anon_vma(),
+                          vm_ops="generic_file_vm_ops", vm_pgoff=7, vm_file=file("f", 4096))
+    orig.vm_next = orig.vm_prev = vm_area_struct()
+    new = vm_area_dup(orig)
+    for f in fields(vm_area_struct):
+        if f.name in ("vm_next", "vm_prev"):
+            assert getattr(new, f.name) is None
+        elif f.name == "anon_vma_chain":
+            assert new.anon_vma_chain == [] and new.anon_vma_chain is not orig.anon_vma_chain
+        else:
+            assert getattr(new, f.name) is getattr(orig, f.name), f.name

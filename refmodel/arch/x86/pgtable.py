@@ -308,21 +308,36 @@ _PGDIR_SIZE_MASK = {lv: (PGDIR_SIZE(lv), PGDIR_MASK(lv)) for lv in (4, 5)}
 @kernel(LINUX_PGT_H)
 def pgd_addr_end(addr: int, end: int, levels: int, ops: BitOps = PY_OPS) -> int:
     size, mask = _PGDIR_SIZE_MASK[levels]
+    # _addr_end in line for plain ints (every walk of every level runs this), its unsigned
+    # test (boundary - 1) < (end - 1) made without the wrap-around arithmetic: boundary
+    # and end are unsigned longs, and 0 stands for 2**64 on either side.
+    if ops is PY_OPS:
+        boundary = (addr + size) & mask
+        return boundary if boundary and (boundary < end or not end) else end
     return _addr_end(addr, end, size, mask, ops)
 
 
 @kernel(LINUX_PGT_H)
 def p4d_addr_end(addr: int, end: int, ops: BitOps = PY_OPS) -> int:
+    if ops is PY_OPS:  # _addr_end in line, as in pgd_addr_end
+        boundary = (addr + P4D_SIZE) & P4D_MASK
+        return boundary if boundary and (boundary < end or not end) else end
     return _addr_end(addr, end, P4D_SIZE, P4D_MASK, ops)
 
 
 @kernel(LINUX_PGT_H)
 def pud_addr_end(addr: int, end: int, ops: BitOps = PY_OPS) -> int:
+    if ops is PY_OPS:  # _addr_end in line, as in pgd_addr_end
+        boundary = (addr + PUD_SIZE) & PUD_MASK
+        return boundary if boundary and (boundary < end or not end) else end
     return _addr_end(addr, end, PUD_SIZE, PUD_MASK, ops)
 
 
 @kernel(LINUX_PGT_H)
 def pmd_addr_end(addr: int, end: int, ops: BitOps = PY_OPS) -> int:
+    if ops is PY_OPS:  # _addr_end in line, as in pgd_addr_end
+        boundary = (addr + PMD_SIZE) & PMD_MASK
+        return boundary if boundary and (boundary < end or not end) else end
     return _addr_end(addr, end, PMD_SIZE, PMD_MASK, ops)
 
 
@@ -441,7 +456,7 @@ def pgd_present(pgd: int, levels: int) -> bool:
 def pgd_bad(pgd: int, levels: int) -> bool:
     """Models asm/pgtable.h:pgd_bad: never with 4-level paging; else U ignored, the rest
     must be exactly P|RW|A|D."""
-    if not pgtable_l5_enabled(levels):
+    if levels != 5:  # !pgtable_l5_enabled, in line: every page-table walk asks
         return False
     return (pgd & PTE_FLAGS_MASK & ~_PAGE_USER) != _KERNPG_TABLE
 
@@ -704,9 +719,11 @@ def pmd_clear_bad(pgdat: pglist_data, pmd: int) -> None:
     pmd_clear(pgdat, pmd)
 
 
+# The four *_none_or_clear_bad read their entry with read_entry in line: every page-table
+# walk (zap, free, mprotect) calls them once per step.
 @kernel(LINUX_PGT_H)
 def pgd_none_or_clear_bad(pgdat: pglist_data, pgd: int) -> bool:
-    val = read_entry(pgdat, pgd)
+    val = pgdat.pgtables.get(pgd >> PAGE_SHIFT, _NO_ENTRIES).get((pgd >> 3) & 511, 0)
     if pgd_none(val, pgdat.paging_levels):
         return True
     if pgd_bad(val, pgdat.paging_levels):
@@ -717,7 +734,7 @@ def pgd_none_or_clear_bad(pgdat: pglist_data, pgd: int) -> bool:
 
 @kernel(LINUX_PGT_H)
 def p4d_none_or_clear_bad(pgdat: pglist_data, p4d: int) -> bool:
-    val = read_entry(pgdat, p4d)
+    val = pgdat.pgtables.get(p4d >> PAGE_SHIFT, _NO_ENTRIES).get((p4d >> 3) & 511, 0)
     if p4d_none(val):
         return True
     if p4d_bad(val):
@@ -728,7 +745,7 @@ def p4d_none_or_clear_bad(pgdat: pglist_data, p4d: int) -> bool:
 
 @kernel(LINUX_PGT_H)
 def pud_none_or_clear_bad(pgdat: pglist_data, pud: int) -> bool:
-    val = read_entry(pgdat, pud)
+    val = pgdat.pgtables.get(pud >> PAGE_SHIFT, _NO_ENTRIES).get((pud >> 3) & 511, 0)
     if pud_none(val):
         return True
     if pud_bad(val):
@@ -739,7 +756,7 @@ def pud_none_or_clear_bad(pgdat: pglist_data, pud: int) -> bool:
 
 @kernel(LINUX_PGT_H)
 def pmd_none_or_clear_bad(pgdat: pglist_data, pmd: int) -> bool:
-    val = read_entry(pgdat, pmd)
+    val = pgdat.pgtables.get(pmd >> PAGE_SHIFT, _NO_ENTRIES).get((pmd >> 3) & 511, 0)
     if pmd_none(val):
         return True
     if pmd_bad(val):

@@ -328,10 +328,16 @@ def arch_filter_pgprot(prot: pgprot_t) -> pgprot_t:
     return massage_pgprot(prot)
 
 
+_VM_PKEY_BITS = VM_PKEY_BIT0 | VM_PKEY_BIT1 | VM_PKEY_BIT2 | VM_PKEY_BIT3
+_PROT_MAP_INDEX = VM_READ | VM_WRITE | VM_EXEC | VM_SHARED  # protection_map's index bits
+
+
 @kernel("arch/x86/include/asm/pkeys.h")
 def arch_vm_get_page_prot(vm_flags: int) -> pgprot_t:
     """Models asm/pgtable_types.h / pkeys.h:arch_vm_get_page_prot: the VMA's protection key
     (VM_PKEY_BIT0..3) as the PTE's _PAGE_PKEY_BIT0..3."""
+    if not vm_flags & _VM_PKEY_BITS:
+        return 0  # pkey 0, as every VMA has without OSPKE: one test instead of four
     ret = 0
     if vm_flags & VM_PKEY_BIT0:
         ret |= _PAGE_PKEY_BIT0
@@ -348,5 +354,5 @@ def arch_vm_get_page_prot(vm_flags: int) -> pgprot_t:
 def vm_get_page_prot(vm_flags: int) -> pgprot_t:
     """Models mm/mmap.c:vm_get_page_prot: protection_map by (READ|WRITE|EXEC|SHARED), plus
     the pkey bits, filtered by what the CPU supports."""
-    idx = vm_flags & (VM_READ | VM_WRITE | VM_EXEC | VM_SHARED)
+    idx = vm_flags & _PROT_MAP_INDEX
     return arch_filter_pgprot(protection_map[idx] | arch_vm_get_page_prot(vm_flags))

@@ -18,11 +18,13 @@ from refmodel.mm.mmap import (
     vm_start_gap,
     vm_unmapped_area,
 )
+from refmodel.mm.vm_flags import VM_GROWSDOWN
 from refmodel.trace import kernel
 
 F = "arch/x86/kernel/sys_x86_64.c"
 ENOMEM = -int(Errno.ENOMEM)
 EINVAL = -int(Errno.EINVAL)
+_PAGE_OFFSET = ~PAGE_MASK  # offset_in_page, computed once for the mmap path
 
 
 @kernel(F, "__x64_sys_mmap")
@@ -30,7 +32,7 @@ def sys_mmap(mm: mm_struct, addr: int, len: int, prot: int, flags: int, fd: int 
              off: int) -> int:
     """Models arch/x86/kernel/sys_x86_64.c:SYSCALL_DEFINE6(mmap): the byte offset must be
     page aligned, then ksys_mmap_pgoff with it in pages."""
-    if off & ~PAGE_MASK:
+    if off & _PAGE_OFFSET:
         return EINVAL
     return ksys_mmap_pgoff(mm, addr, len, prot, flags, fd, off >> PAGE_SHIFT)
 
@@ -92,13 +94,15 @@ def arch_get_unmapped_area_topdown(mm: mm_struct, filp: file | None, addr0: int,
             addr &= PAGE_MASK
             if mmap_address_hint_valid(mm, addr, len):
                 vma = find_vma(mm, addr)
-                if vma is None or addr + len <= vm_start_gap(mm, vma):
+                # vm_start_gap is vm_start but for a stack: called only then
+                if vma is None or addr + len <= (vm_start_gap(mm, vma)
+                                                 if vma.vm_flags & VM_GROWSDOWN else vma.vm_start):
                     return addr
         high_limit = mm.mmap_base
         if addr > DEFAULT_MAP_WINDOW:
             high_limit += TASK_SIZE_MAX(mm.paging_levels) - DEFAULT_MAP_WINDOW
         addr = vm_unmapped_area(mm, VM_UNMAPPED_AREA_TOPDOWN, len, PAGE_SIZE, high_limit, 0,
                                 pgoff << PAGE_SHIFT)
-        if addr >= 0 and not addr & ~PAGE_MASK:
+        if addr >= 0 and not addr & _PAGE_OFFSET:
             return addr
     return arch_get_unmapped_area(mm, filp, addr0, len, pgoff, flags)
