@@ -721,21 +721,34 @@ def kmalloc(kmem: kmem_state, size: int, flags: int) -> int:
     return __kmalloc(kmem, size, flags)
 
 
+def _large_block_of(kmem: kmem_state, pfn: int) -> tuple[int, int]:
+    """virt_to_head_page for kmalloc_large blocks: the head pfn and order of the live block
+    holding ``pfn`` (blocks are aligned to their order), or (pfn, -1) if none does."""
+    base = page_offset(kmem.pgdat)
+    for order in range(kmem.pgdat.max_order):
+        head = pfn & ~((1 << order) - 1)
+        if kmem.large.get(base + (head << 12)) == order:
+            return head, order
+    return pfn, -1
+
+
 @kernel(F)
 def kfree(kmem: kmem_state, x: int) -> None:
     """Models mm/slub.c:kfree: NULL and ZERO_SIZE_PTR are ignored; a non-slab page must be a
-    kmalloc_large compound page (BUG_ON(!PageCompound(page)) otherwise)."""
+    kmalloc_large compound page (BUG_ON(!PageCompound(page)) otherwise), and is freed whole
+    from its head page (virt_to_head_page), even for a pointer into its middle, as 5.10
+    does."""
     if x <= 16:
         return
-    pfn = (x - page_offset(kmem.pgdat)) >> 12
+    base = page_offset(kmem.pgdat)
+    pfn = (x - base) >> 12
     if pfn not in kmem.slabs:
-        order = kmem.large.get(x)
-        if order is None:
+        head_pfn, order = _large_block_of(kmem, pfn)
+        if order < 0:
             raise KernelBug("kfree: BUG_ON(!PageCompound(page))",
                             f"{x:#x} was not returned by kmalloc")
-        del kmem.large[x]
-        page = kmem.pgdat.mem_map[pfn]
-        _free_block(kmem.pgdat, page, order)
+        del kmem.large[base + (head_pfn << 12)]
+        _free_block(kmem.pgdat, kmem.pgdat.mem_map[head_pfn], order)
         return
     slab = _check_object_free(kmem, None, x, "kfree")
     del kmem.live[x]

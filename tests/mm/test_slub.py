@@ -107,6 +107,21 @@ def test_kmalloc_above_8k_takes_compound_pages(kmem: kmem_state) -> None:
     assert page.pfn not in kmem.pgdat.allocated
 
 
+def test_kfree_of_a_pointer_into_a_large_block_frees_the_whole_block(kmem: kmem_state) -> None:
+    # 5.10's kfree takes virt_to_head_page(x): a pointer anywhere in a kmalloc_large block
+    # frees the compound page from its head, with its order.
+    free_before = sum(z.nr_free_pages for z in kmem.pgdat.node_zones)
+    x = kmalloc(kmem, 5 * 4096, G.GFP_KERNEL)  # order 3
+    head = virt_to_page(kmem.pgdat, x)
+    assert kmem.pgdat.allocated[head.pfn] == 3
+    kfree(kmem, x + 6 * 4096 + 100)
+    assert head.pfn not in kmem.pgdat.allocated and x not in kmem.large
+    assert sum(z.nr_free_pages for z in kmem.pgdat.node_zones) == free_before
+    assert check_buddy(kmem.pgdat) == []
+    with pytest.raises(KernelBug, match="PageCompound"):
+        kfree(kmem, x)  # the block is gone: a second free is a bug
+
+
 def test_zero_size_kmalloc_returns_zero_size_ptr(kmem: kmem_state) -> None:
     assert kmalloc(kmem, 0, G.GFP_KERNEL) == 16
     kfree(kmem, 16)
