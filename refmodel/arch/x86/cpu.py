@@ -44,6 +44,17 @@ def _pf_error(prot: int, write: bool, instr: bool) -> int:
              | (X86_PF_INSTR if instr else 0))
 
 
+# The error code of the usual fault (an entry not present, no protection problem), by
+# [write][instr]: looked up rather than assembled, as every first touch of a page gets it.
+_NOT_PRESENT: tuple[tuple[int, int], tuple[int, int]] = (
+    (_pf_error(0, False, False), _pf_error(0, False, True)),
+    (_pf_error(0, True, False), _pf_error(0, True, True)),
+)
+# What the AND of the entries must hold: present, user, and writable for a write.
+_NEED_WRITE = _PAGE_PRESENT | _RIGHTS
+_NEED_READ = _PAGE_PRESENT | _PAGE_USER
+
+
 def cpu_translate(pgdat: pglist_data, pgd_pfn: int, levels: int, address: int, write: bool,
                   instr: bool) -> int:
     """Translate a user-mode access. Returns the page's pfn (>= 0) on success, having set
@@ -51,47 +62,46 @@ def cpu_translate(pgdat: pglist_data, pgd_pfn: int, levels: int, address: int, w
     GP_FAULT (below every ~error_code) for a non-canonical address.
 
     The walk is written out level by level, and a missing table or upper entry is a
-    KeyError (an entry of 0): it runs on every user access."""
+    KeyError (an entry of 0): it runs on every user access. The present bits of the
+    pud/pmd-level entries are tested once, in the AND of all the entries after the walk:
+    until then a not-present entry's pfn field at worst names a table that is missing
+    (KeyError) or one that is only read, and the error code is the same either way."""
     tables = pgdat.pgtables
     try:
-        if levels == 5:
-            top = address >> 56  # canonical: the bits above the implemented ones all equal
-            if top and top != 0xFF:
-                return GP_FAULT
-            e = tables[pgd_pfn][(address >> 48) & 511]
-            if not e & _PAGE_PRESENT:
-                return _pf_error(0, write, instr)
-            rights = _RIGHTS & e
-            upper: tuple[int, ...] = (e,)
-            table_pfn = (e & PTE_PFN_MASK) >> PAGE_SHIFT
-        else:
-            top = address >> 47
+        if levels != 5:
+            top = address >> 47  # canonical: the bits above the implemented ones all equal
             if top and top != 0x1FFFF:
                 return GP_FAULT
-            rights = _RIGHTS
-            upper = ()
+            e0 = 0  # no pgd level of its own (the p4d is folded): no bits for the NX OR
+            rights = _NEED_WRITE  # ... and none taken away from the AND
             table_pfn = pgd_pfn
+        else:
+            top = address >> 56
+            if top and top != 0xFF:
+                return GP_FAULT
+            e0 = tables[pgd_pfn][(address >> 48) & 511]
+            if not e0 & _PAGE_PRESENT:
+                return _pf_error(0, write, instr)
+            rights = _NEED_WRITE & e0
+            table_pfn = (e0 & PTE_PFN_MASK) >> PAGE_SHIFT
         hi = address >> 21  # the pgd/p4d, pud and pmd indices, as a small int
         e1 = tables[table_pfn][(hi >> 18) & 511]
-        if not e1 & _PAGE_PRESENT:
-            return _pf_error(0, write, instr)
         e2 = tables[(e1 & PTE_PFN_MASK) >> PAGE_SHIFT][(hi >> 9) & 511]
-        if not e2 & _PAGE_PRESENT:
-            return _pf_error(0, write, instr)
         e3 = tables[(e2 & PTE_PFN_MASK) >> PAGE_SHIFT][hi & 511]
-        if not e3 & _PAGE_PRESENT:
-            return _pf_error(0, write, instr)
         table = tables[(e3 & PTE_PFN_MASK) >> PAGE_SHIFT]
         idx = (address >> PAGE_SHIFT) & 511
         val = table.get(idx, 0)  # the entry a first touch finds missing: no exception
-        if not val & _PAGE_PRESENT:  # the usual fault: _pf_error(0, write, instr), in line
-            return ~(X86_PF_USER | (X86_PF_WRITE if write else 0)
-                     | (X86_PF_INSTR if instr else 0))
+        if not val & _PAGE_PRESENT:  # the usual fault
+            return _NOT_PRESENT[write][instr]
     except KeyError:
         return _pf_error(0, write, instr)
-    need = _RIGHTS if write else _PAGE_USER
-    if (rights & e1 & e2 & e3 & val & need != need
-            or (instr and any(x & _PAGE_NX for x in (*upper, e1, e2, e3, val)))):
+    need = _NEED_WRITE if write else _NEED_READ
+    got = rights & e1 & e2 & e3 & val
+    if got & need != need:
+        if not got & _PAGE_PRESENT:  # an upper entry was not present
+            return _pf_error(0, write, instr)
+        return _pf_error(X86_PF_PROT, write, instr)
+    if instr and (e0 | e1 | e2 | e3 | val) & _PAGE_NX:
         return _pf_error(X86_PF_PROT, write, instr)
     if write:
         if val & _AD != _AD:
