@@ -224,11 +224,17 @@ class Machine:
         if mm is None:
             raise ValueError(f"{task} has exited")
         self.current = task  # _enter and _leave, written out: every store comes here
+        pgdat = self.pgdat
         try:
-            return user_write(self.pgdat, mm, addr & _ULONG, data)
+            return user_write(pgdat, mm, addr & _ULONG, data)
         finally:
             self.current = None
-            self._after_op()
+            for t in self.tasks.values():  # _after_op, written out too
+                if t.sigkill_pending:
+                    self._exit_killed_tasks()
+                    break
+            if pgdat.kswapd_woken:
+                kswapd(pgdat)
 
     def fetch(self, task: Task, addr: int, n: int) -> bytes | SigInfo:
         """An instruction fetch of n bytes at addr (X86_PF_INSTR faults)."""

@@ -25,6 +25,7 @@ from refmodel.bugs import KernelBug
 from refmodel.mm.mm_types import mm_struct
 from refmodel.mm.mmzone import pglist_data
 
+_PAGE_OFFSET_MASK = PAGE_SIZE - 1  # the byte offset inside a page
 MAX_FAULTS_PER_ACCESS = 4  # a read fault, then a write-protect fault, at most; more is a bug
 
 
@@ -78,7 +79,7 @@ def _page_access(pgdat: pglist_data, mm: mm_struct, addr: int, write: bool,
 def user_read(pgdat: pglist_data, mm: mm_struct, addr: int, n: int,
               instr: bool = False) -> bytes | SigInfo:
     """Load (or fetch) ``n`` bytes at ``addr``; page by page, stopping at a signal."""
-    off = addr & (PAGE_SIZE - 1)
+    off = addr & _PAGE_OFFSET_MASK
     if 0 < n <= PAGE_SIZE - off:  # within one page: no assembling
         r = _page_access(pgdat, mm, addr, False, instr)
         if isinstance(r, SigInfo):
@@ -88,7 +89,7 @@ def user_read(pgdat: pglist_data, mm: mm_struct, addr: int, n: int,
     out = bytearray()
     done = 0
     while done < n:
-        off = addr & (PAGE_SIZE - 1)
+        off = addr & _PAGE_OFFSET_MASK
         chunk = PAGE_SIZE - off if PAGE_SIZE - off < n - done else n - done
         r = _page_access(pgdat, mm, addr, False, instr)
         if isinstance(r, SigInfo):
@@ -100,22 +101,34 @@ def user_read(pgdat: pglist_data, mm: mm_struct, addr: int, n: int,
     return bytes(out)
 
 
+def _store(page_data: dict[int, bytearray], pfn: int, off: int, piece: bytes) -> None:
+    """Put ``piece`` at byte ``off`` of page ``pfn`` (an untouched page starts as zeros)."""
+    buf = page_data.get(pfn)
+    if buf is None:
+        buf = page_data[pfn] = bytearray(PAGE_SIZE)
+    buf[off:off + len(piece)] = piece
+
+
 def user_write(pgdat: pglist_data, mm: mm_struct, addr: int, data: bytes) -> int | SigInfo:
     """Store ``data`` at ``addr``, page by page; the bytes written, or the signal that
     stopped the store (earlier pages keep what was written, as a real store loop would)."""
     page_data = pgdat.page_data
     n = len(data)
+    off = addr & _PAGE_OFFSET_MASK
+    if n and off + n <= PAGE_SIZE:  # within one page: one access, no chunking
+        r = _page_access(pgdat, mm, addr, True, False)
+        if isinstance(r, SigInfo):
+            return r
+        _store(page_data, r, off, data)
+        return n
     done = 0
     while done < n:
-        off = addr & (PAGE_SIZE - 1)
+        off = addr & _PAGE_OFFSET_MASK
         chunk = PAGE_SIZE - off if PAGE_SIZE - off < n - done else n - done
         r = _page_access(pgdat, mm, addr, True, False)
         if isinstance(r, SigInfo):
             return r
-        buf = page_data.get(r)
-        if buf is None:
-            buf = page_data[r] = bytearray(PAGE_SIZE)
-        buf[off:off + chunk] = data if chunk == n else data[done:done + chunk]
+        _store(page_data, r, off, data[done:done + chunk])
         done += chunk
         addr += chunk
     return done
