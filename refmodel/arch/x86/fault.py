@@ -164,11 +164,8 @@ def access_error(error_code: int, vma: vm_area_struct) -> bool:
     return not vma.vm_flags & (VM_READ | VM_EXEC | VM_WRITE)
 
 
-@kernel(F)
-def do_user_addr_fault(pgdat: pglist_data, mm: mm_struct, hw_error_code: int,
-                       address: int) -> SigInfo | None:
-    """Models arch/x86/mm/fault.c:do_user_addr_fault: find the VMA (growing a
-    VM_GROWSDOWN stack down to the address), check the access, then handle_mm_fault."""
+def _fault_flags(hw_error_code: int) -> int:
+    """The FAULT_FLAG_* do_user_addr_fault starts with for a hardware error code."""
     flags = FAULT_FLAG_DEFAULT
     if hw_error_code & X86_PF_USER:
         flags |= FAULT_FLAG_USER
@@ -176,6 +173,21 @@ def do_user_addr_fault(pgdat: pglist_data, mm: mm_struct, hw_error_code: int,
         flags |= FAULT_FLAG_WRITE
     if hw_error_code & X86_PF_INSTR:
         flags |= FAULT_FLAG_INSTRUCTION
+    return flags
+
+
+# _fault_flags of every combination of the three bits it reads, worked out once: the table
+# lookup replaces three tests on every fault
+_FLAG_BITS = X86_PF_USER | X86_PF_WRITE | X86_PF_INSTR
+_FAULT_FLAGS: tuple[int, ...] = tuple(_fault_flags(code) for code in range(_FLAG_BITS + 1))
+
+
+@kernel(F)
+def do_user_addr_fault(pgdat: pglist_data, mm: mm_struct, hw_error_code: int,
+                       address: int) -> SigInfo | None:
+    """Models arch/x86/mm/fault.c:do_user_addr_fault: find the VMA (growing a
+    VM_GROWSDOWN stack down to the address), check the access, then handle_mm_fault."""
+    flags = _FAULT_FLAGS[hw_error_code & _FLAG_BITS]
     vma = find_vma(mm, address)
     if vma is None:
         return bad_area(hw_error_code, address)
