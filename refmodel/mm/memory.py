@@ -20,7 +20,6 @@ unlink_file_vma have nothing to do yet).
 from __future__ import annotations
 
 from refmodel.arch.x86.pgtable import (
-    _NO_ENTRIES,
     p4d_addr_end,
     p4d_alloc_one,
     p4d_free,
@@ -264,7 +263,10 @@ def __pte_alloc(pgdat: pglist_data, mm: mm_struct, pmd: int) -> int:
 def p4d_alloc(pgdat: pglist_data, mm: mm_struct, pgd: int, address: int) -> int | None:
     """Models include/linux/mm.h:p4d_alloc: the p4d entry, or None if __p4d_alloc failed.
     With 4-level paging pgd_none is always false, so this is p4d_offset (the pgd entry)."""
-    pgdval = pgdat.pgtables.get(pgd >> PAGE_SHIFT, _NO_ENTRIES).get((pgd >> 3) & 511, 0)
+    try:  # READ_ONCE(*pgd); a missing entry (rare on this path) reads as 0
+        pgdval = pgdat.pgtables[pgd >> PAGE_SHIFT][(pgd >> 3) & 511]
+    except KeyError:
+        pgdval = 0
     if _pgd_none(pgdval, pgdat.paging_levels) and __p4d_alloc(pgdat, mm, pgd, address):
         return None
     return p4d_offset(pgdat, pgd, address)
@@ -273,7 +275,10 @@ def p4d_alloc(pgdat: pglist_data, mm: mm_struct, pgd: int, address: int) -> int 
 @kernel(MM_H)
 def pud_alloc(pgdat: pglist_data, mm: mm_struct, p4d: int, address: int) -> int | None:
     """Models include/linux/mm.h:pud_alloc(mm, p4d, address) (it takes the p4d entry)."""
-    p4dval = pgdat.pgtables.get(p4d >> PAGE_SHIFT, _NO_ENTRIES).get((p4d >> 3) & 511, 0)
+    try:  # READ_ONCE(*p4d); a missing entry (rare on this path) reads as 0
+        p4dval = pgdat.pgtables[p4d >> PAGE_SHIFT][(p4d >> 3) & 511]
+    except KeyError:
+        p4dval = 0
     if _p4d_none(p4dval) and __pud_alloc(pgdat, mm, p4d, address):
         return None
     return pud_offset(pgdat, p4d, address)
@@ -282,7 +287,10 @@ def pud_alloc(pgdat: pglist_data, mm: mm_struct, p4d: int, address: int) -> int 
 @kernel(MM_H)
 def pmd_alloc(pgdat: pglist_data, mm: mm_struct, pud: int, address: int) -> int | None:
     """Models include/linux/mm.h:pmd_alloc(mm, pud, address)."""
-    pudval = pgdat.pgtables.get(pud >> PAGE_SHIFT, _NO_ENTRIES).get((pud >> 3) & 511, 0)
+    try:  # READ_ONCE(*pud); a missing entry (rare on this path) reads as 0
+        pudval = pgdat.pgtables[pud >> PAGE_SHIFT][(pud >> 3) & 511]
+    except KeyError:
+        pudval = 0
     if _pud_none(pudval) and __pmd_alloc(pgdat, mm, pud, address):
         return None
     return pmd_offset(pgdat, pud, address)
@@ -292,8 +300,11 @@ def pmd_alloc(pgdat: pglist_data, mm: mm_struct, pud: int, address: int) -> int 
 def pte_alloc(pgdat: pglist_data, mm: mm_struct, pmd: int) -> int:
     """Models the include/linux/mm.h macro pte_alloc(mm, pmd): 0 on success, non-zero (1) on
     failure. It returns no pointer and maps nothing: it only makes sure a pte table exists."""
-    pmdval = pgdat.pgtables.get(pmd >> PAGE_SHIFT, _NO_ENTRIES).get((pmd >> 3) & 511, 0)
-    return int(_pmd_none(pmdval) and __pte_alloc(pgdat, mm, pmd) != 0)
+    try:  # READ_ONCE(*pmd); a missing entry (rare on this path) reads as 0
+        pmdval = pgdat.pgtables[pmd >> PAGE_SHIFT][(pmd >> 3) & 511]
+    except KeyError:
+        pmdval = 0
+    return 1 if _pmd_none(pmdval) and __pte_alloc(pgdat, mm, pmd) else 0
 
 
 @kernel(MM_H)

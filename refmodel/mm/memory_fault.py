@@ -193,8 +193,10 @@ def _handle_mm_fault(pgdat: pglist_data, vma: vm_area_struct, address: int,
     (VM_FAULT_OOM if one cannot be), then handle_pte_fault. No THP."""
     mm = vma.vm_mm
     assert mm is not None
-    vmf = vm_fault(pgdat, vma, address & PAGE_MASK, flags, linear_page_index(vma, address),
-                   __get_fault_gfp_mask(vma), address)  # the last: real_address
+    # The struct vm_fault initialiser's pgoff and gfp_mask, computed first as in 5.10; the
+    # struct itself is built once pud and pmd are known (nothing reads it before).
+    pgoff = linear_page_index(vma, address)
+    gfp_mask = __get_fault_gfp_mask(vma)
     pgd = pgd_offset(mm, address)
     p4d = p4d_alloc(pgdat, mm, pgd, address)
     if p4d is None:
@@ -202,12 +204,12 @@ def _handle_mm_fault(pgdat: pglist_data, vma: vm_area_struct, address: int,
     pud = pud_alloc(pgdat, mm, p4d, address)
     if pud is None:
         return VM_FAULT_OOM
-    vmf.pud = pud
     pmd = pmd_alloc(pgdat, mm, pud, address)
     if pmd is None:
         return VM_FAULT_OOM
-    vmf.pmd = pmd
-    return handle_pte_fault(vmf)
+    # vm_fault(pgdat, vma, address, flags, pgoff, gfp_mask, real_address, pmd, pud)
+    return handle_pte_fault(vm_fault(pgdat, vma, address & PAGE_MASK, flags, pgoff, gfp_mask,
+                                     address, pmd, pud))
 
 
 kernel(F, "__handle_mm_fault")(_handle_mm_fault)
@@ -221,19 +223,24 @@ def handle_pte_fault(vmf: vm_fault) -> int:
     pgdat = vmf.pgdat
     tables = pgdat.pgtables
     pmd = vmf.pmd
-    pmdval = tables.get(pmd >> PAGE_SHIFT, _NO_ENTRIES).get((pmd >> 3) & 511, 0)
-    if not pmdval & _NOT_ERRATUM:  # pmd_none
-        vmf.pte = None
-    else:
+    try:  # READ_ONCE(*pmd); a missing entry (a new pte table's first fault) reads as 0
+        pmdval = tables[pmd >> PAGE_SHIFT][(pmd >> 3) & 511]
+    except KeyError:
+        pmdval = 0
+    if pmdval & _NOT_ERRATUM:  # !pmd_none
         pte = vmf.pte = pte_offset_map(pgdat, pmd, vmf.address)
-        orig = vmf.orig_pte = tables.get(pte >> PAGE_SHIFT, _NO_ENTRIES).get((pte >> 3) & 511, 0)
-        if not orig & _NOT_ERRATUM:  # pte_none
-            vmf.pte = None
-    if vmf.pte is None:
+        try:  # the pte table is there (the pmd points at it); its entry often is not
+            entry = tables[pte >> PAGE_SHIFT].get((pte >> 3) & 511, 0)
+        except KeyError:
+            entry = 0
+        vmf.orig_pte = entry
+    else:
+        entry = 0  # no pte to read: taken as pte_none below
+    if not entry & _NOT_ERRATUM:  # pmd_none, or pte_none
+        vmf.pte = None
         if vma_is_anonymous(vmf.vma):
             return do_anonymous_page(vmf)
         return do_fault(vmf)
-    entry = vmf.orig_pte
     if not entry & (_PAGE_PRESENT | _PAGE_PROTNONE):
         return do_swap_page(vmf)
     if not entry & _PAGE_PRESENT and vmf.vma.vm_flags & (VM_READ | VM_WRITE | VM_EXEC):
@@ -244,7 +251,7 @@ def handle_pte_fault(vmf: vm_fault) -> int:
             return do_wp_page(vmf)
         entry = pte_mkdirty(entry)
     entry = pte_mkyoung(entry)
-    ptep_set_access_flags(pgdat, vmf.vma, vmf.address, vmf.pte, entry,
+    ptep_set_access_flags(pgdat, vmf.vma, vmf.address, pte, entry,  # vmf.pte, still
                           vmf.flags & FAULT_FLAG_WRITE)
     return 0
 
@@ -298,7 +305,11 @@ def do_anonymous_page(vmf: vm_fault) -> int:
     if vma.vm_flags & VM_WRITE:
         entry = pte_mkwrite(pte_mkdirty(entry))
     pte = vmf.pte = pte_offset_map(pgdat, vmf.pmd, address)
-    if pgdat.pgtables.get(pte >> PAGE_SHIFT, _NO_ENTRIES).get((pte >> 3) & 511, 0) & _NOT_ERRATUM:
+    try:  # !pte_none(*vmf->pte): the pte table is there (pte_alloc made sure of it)
+        present = pgdat.pgtables[pte >> PAGE_SHIFT].get((pte >> 3) & 511, 0) & _NOT_ERRATUM
+    except KeyError:
+        present = 0
+    if present:
         put_page(pgdat, page)
         return 0
     ret = check_stable_address_space(mm)
