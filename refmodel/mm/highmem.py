@@ -13,6 +13,7 @@ from refmodel.mm.types import Page
 from refmodel.trace import kernel
 
 F = "include/linux/highmem.h"
+_GFP_HIGHUSER_ZERO = G.GFP_HIGHUSER | G.__GFP_ZERO
 
 
 @kernel("arch/x86/include/asm/page.h")
@@ -20,7 +21,7 @@ def __alloc_zeroed_user_highpage(pgdat: pglist_data, movableflags: int, vma: vm_
                                  vaddr: int) -> Page | None:
     """Models the x86 macro __alloc_zeroed_user_highpage (__HAVE_ARCH_ALLOC_ZEROED_USER_
     HIGHPAGE): alloc_page_vma(GFP_HIGHUSER | __GFP_ZERO | movableflags, vma, vaddr)."""
-    return alloc_page_vma(pgdat, G.GFP_HIGHUSER | G.__GFP_ZERO | movableflags, vma, vaddr)
+    return alloc_page_vma(pgdat, _GFP_HIGHUSER_ZERO | movableflags, vma, vaddr)
 
 
 @kernel(F)

@@ -41,6 +41,7 @@ PG_active = int(PageFlags.PG_active)
 PG_unevictable = int(PageFlags.PG_unevictable)
 PG_mlocked = int(PageFlags.PG_mlocked)
 _NOT_UNEVICTABLE = ~PG_unevictable
+_LOCKED_OR_SPECIAL = VM_LOCKED | VM_SPECIAL
 PAGEVEC_SIZE = 15  # include/linux/pagevec.h: the batch 5.10 would drain at
 
 
@@ -95,7 +96,7 @@ def lru_cache_add_inactive_or_unevictable(pgdat: pglist_data, page: Page,
     inactive)."""
     if page.flags & PG_lru:
         raise KernelBug("VM_BUG_ON_PAGE(PageLRU(page))", f"pfn {page.pfn:#x}")
-    if vma.vm_flags & (VM_LOCKED | VM_SPECIAL) == VM_LOCKED:
+    if vma.vm_flags & _LOCKED_OR_SPECIAL == VM_LOCKED:
         page.flags |= PG_mlocked  # TestSetPageMlocked (NR_MLOCK is not kept)
     lru_cache_add(pgdat, page)
 
