@@ -18,3 +18,18 @@ def test_proof_holds_and_broken_variant_fails(proof: Proof) -> None:
 def test_buddy_proofs_cover_the_three_properties() -> None:
     assert [p.name for p in BUDDY] == [
         "buddy.alignment", "buddy.involution", "buddy.halves_of_parent"]
+
+
+
+def test_the_syscalls_run_the_proved_page_align() -> None:
+    # PAGE_ALIGN is proved once (proofs/pagetable.py); mmap, munmap, mprotect and brk must
+    # call that function, not run a copy of its arithmetic.
+    import inspect
+
+    from refmodel.arch.x86 import pgtable_types
+    from refmodel.mm import mman, mmap, mprotect
+
+    assert mman.PAGE_ALIGN is pgtable_types.PAGE_ALIGN
+    assert vars(mmap)["PAGE_ALIGN"] is vars(mprotect)["PAGE_ALIGN"] is pgtable_types.PAGE_ALIGN
+    for fn in (mmap.do_mmap, mmap._do_munmap, mprotect.do_mprotect_pkey, mmap.sys_brk):
+        assert "PAGE_ALIGN(" in inspect.getsource(fn), fn.__name__

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# include/linux/mm.h:PAGE_ALIGN, one definition: the one proofs/pagetable.py proves.
+from refmodel.arch.x86.pgtable_types import PAGE_ALIGN as PAGE_ALIGN
 from refmodel.mm.vm_flags import (
     VM_DENYWRITE,
     VM_EXEC,
@@ -168,10 +170,6 @@ def calc_vm_flag_bits(flags: int) -> int:
         vm |= VM_SYNC
     return vm
 
-
-def PAGE_ALIGN(x: int) -> int:
-    """include/linux/mm.h:PAGE_ALIGN on an unsigned long (wraps to 0 at the top)."""
-    return (x + PAGE_SIZE - 1) & PAGE_MASK
 
 
 def offset_in_page(x: int) -> int:

@@ -814,7 +814,7 @@ def do_mmap(mm: mm_struct, file: file | None, addr: int, len: int, prot: int, fl
         addr &= PAGE_MASK
         if addr and addr < mm.vm_globals.mmap_min_addr:
             addr = PAGE_ALIGN(mm.vm_globals.mmap_min_addr)
-    len = (len + _PAGE_OFFSET) & PAGE_MASK  # PAGE_ALIGN
+    len = PAGE_ALIGN(len)
     if not len:
         return ENOMEM, populate
     if pgoff + (len >> PAGE_SHIFT) > ULONG_MAX:  # it wraps (pgoff is an unsigned long)
@@ -1116,7 +1116,7 @@ def _do_munmap(mm: mm_struct, start: int, len: int, downgrade: bool) -> int:
     task_size = mm.task_size  # TASK_SIZE
     if start & _PAGE_OFFSET or start > task_size or len > task_size - start:
         return EINVAL
-    len = (len + _PAGE_OFFSET) & PAGE_MASK  # PAGE_ALIGN
+    len = PAGE_ALIGN(len)
     end = start + len
     if len == 0:
         return EINVAL

@@ -34,6 +34,7 @@ from refmodel.errno import Errno
 from refmodel.mm.gup import populate_vma_page_range
 from refmodel.mm.mm_types import mm_struct, vm_area_struct
 from refmodel.mm.mman import (
+    PAGE_ALIGN,
     PAGE_MASK,
     PAGE_SHIFT,
     PROT_EXEC,
@@ -269,7 +270,7 @@ def do_mprotect_pkey(mm: mm_struct, start: int, len: int, prot: int, pkey: int) 
         return EINVAL
     if not len:
         return 0
-    len = (len + PAGE_SIZE - 1) & PAGE_MASK  # PAGE_ALIGN, in line
+    len = PAGE_ALIGN(len)
     end = start + len
     if len == 0 or end <= start or end >= 1 << 64:
         return ENOMEM  # PAGE_ALIGN wrapped, or start + len wrapped past 2**64

@@ -565,7 +565,7 @@ def test_errata_3_security_mmap_addr_checks_mmap_min_addr_not_overlap(
     assert root.result == str(e(Errno.EEXIST))
     dm = root.find("do_mmap")
     assert dm is not None
-    assert [c.name for c in dm.children] == ["get_unmapped_area", "find_vma"]
+    assert [c.name for c in dm.children] == ["PAGE_ALIGN", "get_unmapped_area", "find_vma"]
     assert dm.path_to("cap_mmap_addr") == [
         "do_mmap", "get_unmapped_area", "security_mmap_addr", "cap_mmap_addr"]
 
@@ -705,8 +705,8 @@ def test_trace_scenarios_show_the_5_10_call_trees() -> None:
     do_munmap = munmap.find("__do_munmap")
     assert do_munmap is not None
     assert [c.name for c in do_munmap.children if c.name != "find_vma"] == [
-        "__split_vma", "__split_vma", "detach_vmas_to_be_unmapped", "unmap_region",
-        "remove_vma_list"]
+        "PAGE_ALIGN", "__split_vma", "__split_vma", "detach_vmas_to_be_unmapped",
+        "unmap_region", "remove_vma_list"]
 
     split, merge = trace_scenario("mprotect").roots
     assert split.names().count("split_vma") == 2
