@@ -300,7 +300,8 @@ def free_pages_prepare(pgdat: pglist_data, page: Page, order: int, check_free: b
 
     5.10 reports a bad page and leaks it; the model raises :class:`BadPage` instead (before
     anything changed), because a reference model must not hide the caller's bug. The checks
-    are run by :func:`check_free_block` on entry to the free path; here only the flags the
+    of the block are made on entry to the free path (in __free_pages, and by
+    :func:`check_free_block`); here the head is checked for a mapping and the flags the
     allocator sets are cleared."""
     if page._mapcount != -1 or (page.mapping is not None and not page.mapping_flags):
         # free_pages_check: a mapped page, or a page still in a page cache, is a bad page
@@ -316,16 +317,12 @@ def free_pages_prepare(pgdat: pglist_data, page: Page, order: int, check_free: b
 
 def check_free_block(pgdat: pglist_data, page: Page, order: int) -> None:
     """Every check the free path makes, done up front so a rejected free changes nothing.
+    __free_pages calls it for all but the common case (the head of a live block freed with
+    its own order, whose range is inside its zone and aligned as the allocation made it:
+    only its tail pages need a look, and __free_pages looks at them in line).
 
     Raises the kernel check that 5.10 would hit (or, for what 5.10 cannot see, a
     ``bad_page`` naming the model's own check)."""
-    if (page.state is ST_ALLOCATED and page.alloc_order == order and page._refcount
-            and not page.flags & _PG_reserved):
-        # The common case: the head of a live block, freed with its own order. Its range is
-        # then inside the zone and aligned, as the allocation made it.
-        if order:
-            _check_tails(pgdat, page.pfn, order)
-        return
     if not 0 <= order < pgdat.max_order:
         raise KernelBug("VM_BUG_ON(order >= MAX_ORDER)", f"free of order {order}")
     pfn = page.pfn

@@ -708,7 +708,14 @@ def test_trace_scenarios_show_the_5_10_call_trees() -> None:
         "PAGE_ALIGN", "__split_vma", "__split_vma", "detach_vmas_to_be_unmapped",
         "unmap_region", "remove_vma_list"]
 
+    # 5.10 page-aligns the length first, with the PAGE_ALIGN the proofs cover
+    do_mmap = mmap_roots[1].find("do_mmap")
+    assert do_mmap is not None and do_mmap.children[0].name == "PAGE_ALIGN"
+
     split, merge = trace_scenario("mprotect").roots
+    for root in (split, merge):
+        dmp = root.find("do_mprotect_pkey")
+        assert dmp is not None and dmp.children[0].name == "PAGE_ALIGN"
     assert split.names().count("split_vma") == 2
     assert merge.path_to("__vma_adjust") == [
         "__x64_sys_mprotect", "do_mprotect_pkey", "mprotect_fixup", "vma_merge",

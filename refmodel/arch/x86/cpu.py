@@ -62,8 +62,9 @@ def cpu_translate(pgdat: pglist_data, pgd_pfn: int, levels: int, address: int, w
     GP_FAULT (below every ~error_code) for a non-canonical address.
 
     The walk is written out level by level, and a missing table or upper entry is a
-    KeyError (an entry of 0): it runs on every user access. The present bits of the
-    pud/pmd-level entries are tested once, in the AND of all the entries after the walk:
+    KeyError (an entry of 0): it runs on every user access. The present bits of the p4d
+    (with 4 levels: the pgd), pud and pmd entries are tested once, in the AND of all the
+    entries after the walk; only a 5-level pgd entry is tested on the way:
     until then a not-present entry's pfn field at worst names a table that is missing
     (KeyError) or one that is only read, and the error code is the same either way."""
     tables = pgdat.pgtables
