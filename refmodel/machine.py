@@ -224,17 +224,11 @@ class Machine:
         if mm is None:
             raise ValueError(f"{task} has exited")
         self.current = task  # _enter and _leave, written out: every store comes here
-        pgdat = self.pgdat
         try:
-            return user_write(pgdat, mm, addr & _ULONG, data)
+            return user_write(self.pgdat, mm, addr & _ULONG, data)
         finally:
             self.current = None
-            for t in self.tasks.values():  # _after_op, written out too
-                if t.sigkill_pending:
-                    self._exit_killed_tasks()
-                    break
-            if pgdat.kswapd_woken:
-                kswapd(pgdat)
+            self._after_op()
 
     def fetch(self, task: Task, addr: int, n: int) -> bytes | SigInfo:
         """An instruction fetch of n bytes at addr (X86_PF_INSTR faults)."""
@@ -278,28 +272,23 @@ class Machine:
              fd: int | file = -1, offset: int = 0) -> int:
         """mmap(2): the mapped address or -errno. ``fd`` is an in-model ``file`` (or an int,
         which has no file behind it)."""
-        if isinstance(fd, int):  # the fd as C's 32-bit int
-            fd &= 0xFFFFFFFF
-            if fd >= 1 << 31:
-                fd -= 1 << 32
+        if isinstance(fd, int):
+            fd = _s32(fd)
         u = _ULONG
         self._enter_mm(mm)
         try:
             ret = sys_mmap(mm, addr & u, length & u, prot & u, flags & u, fd, offset & u)
         finally:
-            self.current = None  # _leave, written out
-            self._after_op()
-        return ret - (1 << 64) if ret >= _ERR_RET else ret
+            self._leave()
+        return _syscall_ret(ret)
 
     def munmap(self, mm: mm_struct, addr: int, length: int) -> int:
         """munmap(2): 0 or -errno."""
         self._enter_mm(mm)
         try:
-            ret = sys_munmap(mm, addr & _ULONG, length & _ULONG)
+            return _syscall_ret(sys_munmap(mm, addr & _ULONG, length & _ULONG))
         finally:
-            self.current = None
-            self._after_op()
-        return ret - (1 << 64) if ret >= _ERR_RET else ret
+            self._leave()
 
     def brk(self, mm: mm_struct, addr: int) -> int:
         """brk(2): the new program break, or the old one if the request is refused.
@@ -314,20 +303,26 @@ class Machine:
         """mprotect(2): 0 or -errno (prot is an unsigned long in 5.10)."""
         self._enter_mm(mm)
         try:
-            ret = sys_mprotect(mm, addr & _ULONG, length & _ULONG, prot & _ULONG)
+            return _syscall_ret(sys_mprotect(mm, addr & _ULONG, length & _ULONG,
+                                             prot & _ULONG))
         finally:
-            self.current = None
-            self._after_op()
-        return ret - (1 << 64) if ret >= _ERR_RET else ret
+            self._leave()
 
 
 _ULONG = (1 << 64) - 1  # arguments are masked to it: the C ABI's unsigned long
 
 
-# A syscall's unsigned long result from here up is -errno as the ABI reports it (the top
-# 4095 values). mmap, munmap and mprotect convert it, and enter and leave the task, written
-# out rather than through helpers: they are the hot paths of the syscall layer.
-_ERR_RET = (1 << 64) - 4095
+def _s32(x: int) -> int:
+    """An int argument (fd) as C's 32-bit int."""
+    x &= 0xFFFFFFFF
+    return x - (1 << 32) if x >= 1 << 31 else x
+
+
+def _syscall_ret(ret: int) -> int:
+    """A syscall's unsigned long result as the ABI reports it: -errno for the top 4095."""
+    if ret >= (1 << 64) - 4095:
+        return ret - (1 << 64)
+    return ret
 
 
 class StandaloneBuddy:
