@@ -31,3 +31,33 @@ def test_the_mm_code_runs_the_proved_page_align() -> None:
 
     assert mman.PAGE_ALIGN is pgtable_types.PAGE_ALIGN
     assert vars(mmap)["PAGE_ALIGN"] is vars(mprotect)["PAGE_ALIGN"] is pgtable_types.PAGE_ALIGN
+
+
+def test_the_buddy_merge_runs_the_proved_arithmetic(monkeypatch: pytest.MonkeyPatch) -> None:
+    # proofs/buddy.py proves __find_buddy_pfn and combined_pfn; __free_one_page and
+    # buddy_merge_likely must call them, not copies of their formulas. (That the merge loop
+    # calls __find_buddy_pfn is also on its trace: tests/mm/test_page_alloc.py.) Spies show
+    # both are called on a free that merges.
+    from refmodel.config import BuddyConfig
+    from refmodel.machine import StandaloneBuddy
+    from refmodel.mm import page_alloc
+
+    calls: list[str] = []
+    find, combine = page_alloc.__find_buddy_pfn, page_alloc.combined_pfn
+
+    def spy_find(pfn: int, order: int) -> int:
+        calls.append("find")
+        return find(pfn, order)
+
+    def spy_combine(pfn: int, buddy_pfn: int) -> int:
+        calls.append("combine")
+        return combine(pfn, buddy_pfn)
+
+    b = StandaloneBuddy(BuddyConfig(64))
+    b.alloc(0)
+    monkeypatch.setattr(page_alloc, "__find_buddy_pfn", spy_find)
+    monkeypatch.setattr(page_alloc, "combined_pfn", spy_combine)
+    b.free(0, 0)  # merges with 1, 2, 4, 8, 16, 32: one block of order 6
+    # six merges; the loop's seventh buddy (pfn 64) is not free; buddy_merge_likely looks
+    # one order up (a combine and a find of its own)
+    assert calls == ["find", "combine"] * 6 + ["find", "combine", "find"]

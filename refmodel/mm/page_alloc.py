@@ -222,7 +222,7 @@ def buddy_merge_likely(
     """Models mm/page_alloc.c:buddy_merge_likely: is the next-order buddy already free?"""
     if order >= pgdat.max_order - 2:
         return False
-    combined = buddy_pfn & pfn
+    combined = combined_pfn(pfn, buddy_pfn)
     # higher_page lies in the same MAX_ORDER-aligned block as page, hence the same zone; only
     # its zone is read, so page stands in for it when it has no struct page of its own here.
     higher_page = pgdat.mem_map.get(combined, page)
@@ -248,15 +248,12 @@ def __free_one_page(
     buddy_pfn = pfn
     freed = page
     while order < max_order:
-        buddy_pfn = pfn ^ (1 << order)
+        buddy_pfn = __find_buddy_pfn(pfn, order)
         buddy = mem_map.get(buddy_pfn)
-        if buddy is None or not (
-            buddy.page_type & _PG_buddy and buddy.private == order
-            and buddy.zone_idx == page.zone_idx
-        ):
+        if not page_is_buddy(page, buddy, order):
             break
         del_page_from_free_list(buddy, zone, order)
-        combined = buddy_pfn & pfn
+        combined = combined_pfn(pfn, buddy_pfn)
         if combined != pfn:  # the buddy is the lower half: it heads the merged block
             page = buddy
         pfn = combined

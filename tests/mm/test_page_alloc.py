@@ -323,6 +323,28 @@ def test_free_chain_goes_through_free_the_page(m256: Machine) -> None:
         "__free_one_page"]
 
 
+def test_each_merge_step_calls_find_buddy_pfn_and_page_is_buddy() -> None:
+    # 5.10's __free_one_page loop: __find_buddy_pfn, then page_is_buddy, per order, until a
+    # buddy is not free; then buddy_merge_likely. The seed's version never merges (erratum).
+    b = StandaloneBuddy(BuddyConfig(1024))
+    assert b.alloc(0) == 0  # expand left one free block at each order 0..9
+    b.alloc(0)  # takes pfn 1: the free of pfn 0 below stops merging at order 0
+    t = _trace(lambda: b.free(0, 0))
+    fop = t.roots[0].find("__free_one_page")
+    assert fop is not None
+    assert [c.name for c in fop.children] == ["__find_buddy_pfn", "page_is_buddy",
+                                              "buddy_merge_likely"]
+    assert fop.children[1].result == "False"
+    t = _trace(lambda: b.free(1, 0))  # now merges 0+1, then with 2, 4, ... 512: order 10
+    fop = t.roots[0].find("__free_one_page")
+    assert fop is not None
+    steps = [c for c in fop.children if c.name == "page_is_buddy"]
+    assert [c.result for c in steps] == ["True"] * 10
+    assert [c.name for c in fop.children] == (["__find_buddy_pfn", "page_is_buddy"] * 10
+                                              + ["buddy_merge_likely"])
+    assert [(p, o) for p, o, _, _ in free_blocks(b.pgdat)] == [(0, 10)]
+
+
 def test_gfp_migratetype_has_no_highmem_type() -> None:
     assert G.gfp_migratetype(G.GFP_HIGHUSER) == MIGRATE_UNMOVABLE
     assert G.gfp_migratetype(G.GFP_HIGHUSER_MOVABLE) == MIGRATE_MOVABLE
