@@ -252,6 +252,7 @@ def __free_one_page(
         buddy = mem_map.get(buddy_pfn)
         if not page_is_buddy(page, buddy, order):
             break
+        assert buddy is not None  # page_is_buddy is False for a pfn with no struct page
         del_page_from_free_list(buddy, zone, order)
         combined = combined_pfn(pfn, buddy_pfn)
         if combined != pfn:  # the buddy is the lower half: it heads the merged block
