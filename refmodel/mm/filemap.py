@@ -15,8 +15,7 @@ from refmodel.mm import gfp as G
 from refmodel.mm.mmzone import pglist_data
 from refmodel.mm.page_alloc import alloc_pages
 from refmodel.mm.page_writeback import set_page_dirty
-from refmodel.mm.swap import drop_page_ref as _put_page
-from refmodel.mm.swap import lru_cache_add, mark_page_accessed
+from refmodel.mm.swap import lru_cache_add, mark_page_accessed, put_page
 from refmodel.mm.types import Page, PageFlags
 from refmodel.mm.vm_fault import (
     FAULT_FLAG_TRIED,
@@ -115,7 +114,7 @@ def pagecache_get_page(pgdat: pglist_data, mapping: address_space, index: int,
         page.flags |= PG_referenced
     err = add_to_page_cache_lru(pgdat, page, mapping, index, gfp_mask)
     if err:
-        _put_page(pgdat, page)
+        put_page(pgdat, page)
         return None
     return page
 
@@ -171,11 +170,11 @@ def filemap_fault(vmf: vm_fault) -> int:
             break
         # page_not_uptodate: read it in, drop the reference, find it again
         generic_file_readpage(pgdat, f, page)
-        _put_page(pgdat, page)
+        put_page(pgdat, page)
         page = None
     max_off = DIV_ROUND_UP(f.size, PAGE_SIZE)
     if offset >= max_off:
-        _put_page(pgdat, page)
+        put_page(pgdat, page)
         return VM_FAULT_SIGBUS
     vmf.page = page
     return ret | VM_FAULT_LOCKED
@@ -206,7 +205,7 @@ def delete_from_page_cache(pgdat: pglist_data, page: Page) -> None:
     mapping = page.mapping
     assert isinstance(mapping, address_space)
     page_cache_delete(mapping, page)
-    _put_page(pgdat, page)
+    put_page(pgdat, page)
 
 
 @kernel(F)

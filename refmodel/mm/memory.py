@@ -118,11 +118,10 @@ from refmodel.mm.mm_types import NR_MM_COUNTERS as NR_MM_COUNTERS
 from refmodel.mm.mm_types import mm_struct, vm_area_struct
 from refmodel.mm.mmu_gather import __tlb_remove_page_size, mmu_gather, tlb_flush_mmu
 from refmodel.mm.mmzone import pfn_to_page, pglist_data
-from refmodel.mm.page_alloc import put_page_testzero
 from refmodel.mm.page_writeback import set_page_dirty
 from refmodel.mm.rmap import page_dup_rmap, page_remove_rmap
-from refmodel.mm.swap import __put_page as _put_page_final
 from refmodel.mm.swap import mark_page_accessed
+from refmodel.mm.swap import put_page as put_page  # include/linux/mm.h, modelled in swap.py
 from refmodel.mm.swap_state import free_swap_and_cache
 from refmodel.mm.swapfile import swap_duplicate
 from refmodel.mm.swapops import non_swap_entry, pte_to_swp_entry
@@ -514,14 +513,6 @@ def get_page(page: Page) -> None:
         raise KernelBug("VM_BUG_ON_PAGE(page_ref_zero_or_close_to_overflow(page))",
                         f"pfn {page.pfn:#x}")
     page._refcount += 1
-
-
-@kernel(MM_H)
-def put_page(pgdat: pglist_data, page: Page) -> None:
-    """Models include/linux/mm.h:put_page: drop a reference; the last one frees the page
-    (__put_page → __put_single_page → free_unref_page for an order-0 page)."""
-    if put_page_testzero(page):
-        _put_page_final(pgdat, page)
 
 
 @kernel(MM_H)

@@ -48,9 +48,8 @@ from refmodel.mm.mm_types import (
     vm_area_struct,
 )
 from refmodel.mm.mmzone import pglist_data
-from refmodel.mm.page_alloc import put_page_testzero
 from refmodel.mm.page_writeback import set_page_dirty
-from refmodel.mm.swap import __put_page, drop_page_ref, lru_cache_add
+from refmodel.mm.swap import lru_cache_add, put_page
 from refmodel.mm.swapfile import swap_duplicate
 from refmodel.mm.swapops import pte_swp_mksoft_dirty, swp_entry_to_pte
 from refmodel.mm.types import PAGE_MAPPING_ANON, Page, PageFlags
@@ -481,7 +480,7 @@ def putback_lru_page(pgdat: pglist_data, page: Page) -> None:
     """Models mm/vmscan.c:putback_lru_page: lru_cache_add, then drop the isolation
     reference."""
     lru_cache_add(pgdat, page)
-    drop_page_ref(pgdat, page)
+    put_page(pgdat, page)
 
 
 @kernel("mm/mlock.c")
@@ -551,8 +550,7 @@ def try_to_unmap_one(page: Page, vma: vm_area_struct, address: int, flags: int) 
     else:
         rss[MM_SHMEMPAGES if page.flags & PG_swapbacked_ else MM_FILEPAGES] -= 1
     page_remove_rmap(pgdat, page, False)
-    if put_page_testzero(page):  # put_page (drop_page_ref, in line)
-        __put_page(pgdat, page)
+    put_page(pgdat, page)
     return True
 
 

@@ -182,9 +182,12 @@ def __put_page(pgdat: pglist_data, page: Page) -> None:
     free_the_page(pgdat, page, 0)
 
 
-def drop_page_ref(pgdat: pglist_data, page: Page) -> None:
-    """include/linux/mm.h:put_page for modules below refmodel.mm.memory (which registers
-    put_page itself): drop a reference, free the page with the last one."""
+@kernel("include/linux/mm.h")
+def put_page(pgdat: pglist_data, page: Page) -> None:
+    """Models include/linux/mm.h:put_page: drop a reference; the last one frees the page
+    (__put_page → __put_single_page → free_unref_page for an order-0 page). It lives here,
+    beside __put_page, so that every module the fault path builds on can call it;
+    refmodel.mm.memory re-exports it with the other include/linux/mm.h functions."""
     if put_page_testzero(page):
         __put_page(pgdat, page)
 

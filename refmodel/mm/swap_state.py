@@ -19,11 +19,9 @@ from refmodel.mm import gfp as G
 from refmodel.mm.mempolicy import alloc_page_vma
 from refmodel.mm.mm_types import vm_area_struct
 from refmodel.mm.mmzone import pglist_data
-from refmodel.mm.page_alloc import put_page_testzero
 from refmodel.mm.page_io import __swap_writepage, swap_readpage
 from refmodel.mm.page_writeback import set_page_dirty
-from refmodel.mm.swap import __put_page, lru_cache_add, release_pages
-from refmodel.mm.swap import drop_page_ref as _put_page
+from refmodel.mm.swap import lru_cache_add, put_page, release_pages
 from refmodel.mm.swap_slots import __swap_entry_free, get_swap_page, put_swap_page
 from refmodel.mm.swapfile import (
     TTRS_ANYWAY,
@@ -172,12 +170,12 @@ def __read_swap_cache_async(pgdat: pglist_data, entry: int, gfp_mask: int,
         return None, False
     err = swapcache_prepare(pgdat, entry)
     if err:
-        _put_page(pgdat, new_page)
+        put_page(pgdat, new_page)
         return None, False
     new_page.flags |= PG_swapbacked  # __SetPageLocked; __SetPageSwapBacked
     if add_to_swap_cache(pgdat, new_page, entry, gfp_mask):
         put_swap_page(pgdat, new_page, entry)
-        _put_page(pgdat, new_page)
+        put_page(pgdat, new_page)
         return None, False
     new_page.flags |= PG_workingset  # SetPageWorkingset (no shadow: no refault check)
     lru_cache_add(pgdat, new_page)
@@ -258,8 +256,7 @@ def swap_cluster_readahead(pgdat: pglist_data, entry: int, gfp_mask: int,
                 swap_readpage(pgdat, page)
                 if offset != entry_offset:
                     page.flags |= PG_readahead
-            if put_page_testzero(page):  # put_page (drop_page_ref, in line)
-                __put_page(pgdat, page)
+            put_page(pgdat, page)
     return read_swap_cache_async(pgdat, entry, gfp_mask, vma, addr)
 
 
@@ -323,7 +320,7 @@ def __try_to_reclaim_swap(pgdat: pglist_data, si: swap_info_struct, offset: int,
     if (flags & TTRS_ANYWAY or (flags & TTRS_UNMAPPED and page._mapcount < 0)
             or (flags & TTRS_FULL and mem_cgroup_swap_full(pgdat, page))):
         ret = try_to_free_swap(pgdat, page)
-    _put_page(pgdat, page)
+    put_page(pgdat, page)
     return ret
 
 

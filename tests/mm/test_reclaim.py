@@ -313,3 +313,34 @@ def test_page_vma_mapped_walk_walks_the_levels_itself() -> None:
     assert {"p4d_offset", "pud_offset", "pmd_offset", "pte_offset_map"} <= {
         c.name for c in walk.children}
     assert "mm_find_pmd" not in root.names()
+
+
+def test_put_page_is_on_the_reclaim_and_swap_in_traces() -> None:
+    """5.10's try_to_unmap_one ends with put_page (the mapping's reference), and
+    swap_cluster_readahead puts each readahead page with put_page: both show put_page, not
+    a bare put_page_testzero, and put_page is the one include/linux/mm.h function."""
+    from refmodel.mm import memory, swap
+    from refmodel.trace import CallNode, lookup
+
+    def walk(n: CallNode) -> list[CallNode]:
+        return [n, *(d for c in n.children for d in walk(c))]
+
+    assert memory.put_page is swap.put_page
+    kf = lookup("put_page")
+    assert kf is not None and kf.file == "include/linux/mm.h"
+    m = small()
+    t = m.spawn()
+    a = touch(m, t, 8)
+    reclaim_inactive_anon(m, 8)
+    with Tracer() as tr:
+        reclaim_inactive_anon(m, 8)
+    unmaps = [n for r in tr.roots for n in walk(r) if n.name == "try_to_unmap_one"]
+    assert unmaps and all(n.children[-1].name == "put_page" for n in unmaps)
+    assert all(n.children[-1].children[0].name == "put_page_testzero" for n in unmaps)
+    with Tracer() as tr:
+        m.read(t, a, 1)
+    ra = [n for r in tr.roots for n in walk(r) if n.name == "swap_cluster_readahead"]
+    assert len(ra) == 1
+    puts = [c for c in ra[0].children if c.name == "put_page"]
+    reads = [c for c in ra[0].children if c.name == "__read_swap_cache_async"]
+    assert reads and len(puts) == len(reads)
