@@ -281,10 +281,12 @@ def __free_one_page(
 
 
 def _bad_reason(page: Page) -> str | None:
-    """mm/page_alloc.c:page_bad_reason for free_pages_check (later reasons overwrite)."""
+    """mm/page_alloc.c:free_pages_check_bad's reason (later reasons overwrite)."""
     reason = None
     if page._mapcount != -1 or page.page_type & _PG_buddy:
         reason = "nonzero mapcount"  # PageBuddy lives in the _mapcount word in 5.10
+    if page.mapping is not None:
+        reason = "non-NULL mapping"
     if page._refcount != 0:
         reason = "nonzero _refcount"
     if page.flags & PAGE_FLAGS_CHECK_AT_FREE:
@@ -344,12 +346,23 @@ def check_free_block(pgdat: pglist_data, page: Page, order: int) -> None:
             check="bad_page (model: order mismatch)",
         )
     if order:
-        _check_tails(pgdat, pfn, order)
+        _check_tails(pgdat, pfn, order, _put_frees_tails(page))
 
 
-def _check_tails(pgdat: pglist_data, pfn: int, order: int) -> None:
-    """free_pages_prepare's free_pages_check of every tail page."""
+def _put_frees_tails(page: Page) -> bool:
+    """Will __free_pages free the tail pages of this block? With the last reference, or,
+    for a non-compound block others still hold, as the upper halves it frees at once."""
+    return page._refcount == 1 or not page.flags & _PG_head
+
+
+def _check_tails(pgdat: pglist_data, pfn: int, order: int, freeing: bool) -> None:
+    """free_pages_prepare's free_pages_check of every tail page. A tail may carry flags
+    outside PAGE_FLAGS_CHECK_AT_FREE (PG_dirty, PG_referenced, ...): 5.10 clears them
+    (flags &= ~PAGE_FLAGS_CHECK_AT_PREP) as it checks. The model clears them here, once
+    every tail has passed and only if this put frees the block (``freeing``); nothing can
+    look at the tails between here and free_pages_prepare."""
     get = pgdat.mem_map.get
+    flagged: list[Page] = []
     for p in range(pfn + 1, pfn + (1 << order)):
         tail = get(p)
         if tail is None:
@@ -359,6 +372,11 @@ def _check_tails(pgdat: pglist_data, pfn: int, order: int) -> None:
             reason = f"page is {tail.state.name.lower()} (model: overlapping free)"
         if reason is not None:
             raise BadPage(f"tail pfn {p:#x} of the block at {pfn:#x}: {reason}")
+        if tail.flags:
+            flagged.append(tail)
+    if freeing:
+        for tail in flagged:
+            tail.flags &= _PAGE_FLAGS_KEPT_AT_FREE
 
 
 @kernel(F)
@@ -485,9 +503,9 @@ def __free_pages(pgdat: pglist_data, page: Page, order: int) -> None:
             tail = get(p)
             if tail is None or (tail.state is ST_TAIL and not tail._refcount
                                 and not tail.flags and not tail.page_type
-                                and tail._mapcount == -1):
+                                and tail._mapcount == -1 and tail.mapping is None):
                 continue
-            _check_tails(pgdat, pfn, order)
+            _check_tails(pgdat, pfn, order, _put_frees_tails(page))
             break
     if put_page_testzero(page):
         free_the_page(pgdat, page, order)

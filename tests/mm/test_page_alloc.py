@@ -370,3 +370,35 @@ def test_overlapping_reservations_are_merged_as_memblock_merges_them() -> None:
     b = StandaloneBuddy(BuddyConfig(64, reserved=((0, 8), (4, 12))))
     assert b.pgdat.reserved_ranges == ((0, 12),)
     assert check_buddy(b.pgdat) == []
+
+
+def test_tail_checks_refuse_a_mapping_and_clear_harmless_flags(m256: Machine) -> None:
+    # free_pages_check of a tail: a non-NULL mapping is a bad page; flags outside
+    # PAGE_FLAGS_CHECK_AT_FREE (PG_dirty, PG_referenced) are not, and free_pages_prepare
+    # clears them (flags &= ~PAGE_FLAGS_CHECK_AT_PREP), so the free block is clean.
+    pgdat = m256.pgdat
+    a = m256.alloc_pages(G.GFP_KERNEL, 2)
+    assert a
+    tail = pfn_to_page(pgdat, a.pfn + 3)
+    tail.mapping = object()
+    before = buddy_state(pgdat)
+    with pytest.raises(BadPage, match=f"tail pfn {a.pfn + 3:#x} .*non-NULL mapping"):
+        free_pages_of_page(pgdat, a, 2)
+    assert buddy_state(pgdat) == before
+    tail.mapping = None
+    tail.flags = int(PageFlags.PG_dirty | PageFlags.PG_referenced)
+    free_pages_of_page(pgdat, a, 2)
+    assert tail.flags == 0
+    assert check_buddy(pgdat) == []
+
+
+def test_a_refused_tail_check_clears_nothing(m256: Machine) -> None:
+    pgdat = m256.pgdat
+    a = m256.alloc_pages(G.GFP_KERNEL, 2)
+    assert a
+    harmless = pfn_to_page(pgdat, a.pfn + 1)
+    harmless.flags = int(PageFlags.PG_dirty)
+    pfn_to_page(pgdat, a.pfn + 3)._refcount = 1
+    with pytest.raises(BadPage, match="nonzero _refcount"):
+        free_pages_of_page(pgdat, a, 2)
+    assert harmless.flags == int(PageFlags.PG_dirty)  # the rejected free changed nothing
