@@ -9,6 +9,7 @@ from refmodel.mm import gfp as G
 from refmodel.mm.mempolicy import alloc_page_vma
 from refmodel.mm.mm_types import vm_area_struct
 from refmodel.mm.mmzone import pglist_data
+from refmodel.mm.page_alloc import clear_highpage as clear_highpage  # modelled there
 from refmodel.mm.types import Page
 from refmodel.trace import kernel
 
@@ -42,7 +43,3 @@ def copy_user_highpage(pgdat: pglist_data, to: Page, from_: Page, vaddr: int,
         pgdat.page_data[to.pfn] = bytearray(data)
 
 
-@kernel(F)
-def clear_highpage(pgdat: pglist_data, page: Page) -> None:
-    """Models include/linux/highmem.h:clear_highpage."""
-    pgdat.page_data.pop(page.pfn, None)

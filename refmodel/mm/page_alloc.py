@@ -891,6 +891,22 @@ def zone_watermark_fast(zone: Zone, order: int, mark: int, highest_zoneidx: int,
 # Allocation: the zonelist walk and the entry points
 
 
+@kernel("include/linux/highmem.h")
+def clear_highpage(pgdat: pglist_data, page: Page) -> None:
+    """Models include/linux/highmem.h:clear_highpage: the page's bytes read as zeros. It
+    lives here because the allocator calls it; refmodel.mm.highmem re-exports it."""
+    pgdat.page_data.pop(page.pfn, None)
+
+
+@kernel(F)
+def kernel_init_free_pages(pgdat: pglist_data, page: Page, numpages: int) -> None:
+    """Models mm/page_alloc.c:kernel_init_free_pages: clear_highpage on every page of the
+    block (the tail pages through pfn_to_page, which gives them a struct page here)."""
+    clear_highpage(pgdat, page)
+    for i in range(1, numpages):
+        clear_highpage(pgdat, pfn_to_page(pgdat, page.pfn + i))
+
+
 @kernel(F)
 def prep_new_page(pgdat: pglist_data, page: Page, order: int, gfp_flags: int,
                   alloc_flags: int) -> None:
@@ -903,10 +919,8 @@ def prep_new_page(pgdat: pglist_data, page: Page, order: int, gfp_flags: int,
     page._refcount = 1  # set_page_refcounted
     page.alloc_order = order
     pgdat.allocated[page.pfn] = order
-    if gfp_flags & _GFP_ZERO:
-        clear = pgdat.page_data.pop
-        for pfn in range(page.pfn, page.pfn + (1 << order)):
-            clear(pfn, None)
+    if gfp_flags & _GFP_ZERO:  # want_init_on_alloc: init_on_alloc is off, so __GFP_ZERO
+        kernel_init_free_pages(pgdat, page, 1 << order)
     if order and gfp_flags & _GFP_COMP:
         page.flags |= _PG_head
 
@@ -964,11 +978,11 @@ def alloc_flags_nofragment(zone: Zone | None, gfp_mask: int) -> int:
 @kernel(F)
 def prepare_alloc_pages(pgdat: pglist_data, gfp_mask: int, order: int) -> alloc_context:
     """Models mm/page_alloc.c:prepare_alloc_pages: zone limit and migratetype from the mask."""
-    ac = pgdat.alloc_contexts.get(gfp_mask)
-    if ac is not None:  # a pure function of the mask once the node is booted
-        return ac
     highest_zoneidx = G.gfp_zone(gfp_mask)
     migratetype = G.gfp_migratetype(gfp_mask, pgdat.page_group_by_mobility_disabled)
+    ac = pgdat.alloc_contexts.get(gfp_mask)
+    if ac is not None:  # the rest is a pure function of the mask once the node is booted
+        return ac
     if pgdat.single_migratetype is not None:  # the standalone buddy has one list per order
         migratetype = pgdat.single_migratetype
     zonelist = pgdat.zonelist(highest_zoneidx)
@@ -1027,9 +1041,11 @@ def __alloc_pages_direct_reclaim(pgdat: pglist_data, gfp_mask: int, order: int,
     return page, progress
 
 
-def reclaimable_lru_pages(pgdat: pglist_data, zone: Zone) -> int:
-    """The body of mm/vmscan.c:zone_reclaimable_pages (kept here: the allocator is below
-    vmscan): the zone's file LRU pages, and its anon ones while a swap slot is free."""
+@kernel("mm/vmscan.c")
+def zone_reclaimable_pages(pgdat: pglist_data, zone: Zone) -> int:
+    """Models mm/vmscan.c:zone_reclaimable_pages: the zone's file LRU pages, and its anon
+    ones while a swap slot is free. It lives here because should_reclaim_retry calls it and
+    the allocator is below vmscan; refmodel.mm.vmscan re-exports it."""
     sz = pgdat.node_lruvec.lru_zone_size
     z = zone.zone_idx
     nr = sz[LRU_INACTIVE_FILE][z] + sz[LRU_ACTIVE_FILE][z]
@@ -1054,7 +1070,7 @@ def should_reclaim_retry(pgdat: pglist_data, gfp_mask: int, order: int, ac: allo
         return False, no_progress_loops
     for zone in ac.zonelist:
         z = zone.zone_idx
-        reclaimable = reclaimable_lru_pages(pgdat, zone)  # zone_reclaimable_pages
+        reclaimable = zone_reclaimable_pages(pgdat, zone)
         available = reclaimable + zone.nr_free_pages
         if __zone_watermark_ok(zone, order, min_wmark_pages(zone), ac.highest_zoneidx,
                                alloc_flags, available):

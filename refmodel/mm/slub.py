@@ -560,9 +560,20 @@ def do_slab_free(kmem: kmem_state, s: kmem_cache, slab: slab_page, head: int) ->
 
 
 @kernel(F)
+def slab_free_freelist_hook(kmem: kmem_state, s: kmem_cache, head: int) -> bool:
+    """Models mm/slub.c:slab_free_freelist_hook for one object: no KASAN, debug or
+    init_on_free hook delays or touches it, so it becomes a freelist of one (its free
+    pointer read, then set to NULL) and is freed."""
+    get_freepointer(kmem, s, head)  # the next object of the list: none after the only one
+    set_freepointer(kmem, s, head, 0)
+    return True
+
+
+@kernel(F)
 def slab_free(kmem: kmem_state, s: kmem_cache, slab: slab_page, head: int) -> None:
-    """Models mm/slub.c:slab_free."""
-    do_slab_free(kmem, s, slab, head)
+    """Models mm/slub.c:slab_free: the freelist hook, then do_slab_free."""
+    if slab_free_freelist_hook(kmem, s, head):
+        do_slab_free(kmem, s, slab, head)
 
 
 def _slab_of(kmem: kmem_state, x: int, what: str) -> slab_page:
@@ -675,15 +686,28 @@ def _create_kmalloc_cache(kmem: kmem_state, index: int) -> None:
     kmem.slab_caches.append(s)
 
 
+# mm/slab_common.c:size_index: the kmalloc index of sizes 1..192 by (size - 1) / 8, with the
+# 96- and 192-byte caches (indexes 1 and 2) in their places.
+size_index: tuple[int, ...] = (3, 4, 5, 5, 6, 6, 6, 6, 1, 1, 1, 1, 7, 7, 7, 7,
+                               2, 2, 2, 2, 2, 2, 2, 2)
+
+
 @kernel("mm/slab_common.c")
 def kmalloc_slab(kmem: kmem_state, size: int) -> kmem_cache | None:
-    """Models mm/slab_common.c:kmalloc_slab (size_index table for sizes up to 192)."""
+    """Models mm/slab_common.c:kmalloc_slab: the size_index table up to 192 bytes, fls(size
+    - 1) above (kmalloc_index is only for sizes known at compile time). None stands for both
+    of 5.10's answers that are no cache: ZERO_SIZE_PTR for size 0 and NULL (with a
+    WARN_ON_ONCE) above KMALLOC_MAX_CACHE_SIZE."""
+    if size <= 192:
+        if not size:
+            return None  # ZERO_SIZE_PTR
+        return kmem.kmalloc_caches[size_index[(size - 1) // 8]]  # size_index_elem
     if size > KMALLOC_MAX_CACHE_SIZE:
         return None
-    return kmem.kmalloc_caches[kmalloc_index(size)]
+    return kmem.kmalloc_caches[(size - 1).bit_length()]  # fls(size - 1)
 
 
-@kernel(F)
+@kernel("mm/slab_common.c")
 def kmalloc_order(kmem: kmem_state, size: int, flags: int, order: int) -> int:
     """Models mm/slab_common.c:kmalloc_order: a compound page block for a big kmalloc."""
     page = alloc_pages(kmem.pgdat, flags | G.__GFP_COMP, order)
@@ -716,9 +740,7 @@ def kmalloc(kmem: kmem_state, size: int, flags: int) -> int:
     """Models include/linux/slab.h:kmalloc: an object's address, 0 on failure."""
     if size < 0:
         raise KernelWarning("kmalloc", "negative size")
-    if size == 0:
-        return 16  # ZERO_SIZE_PTR
-    return __kmalloc(kmem, size, flags)
+    return __kmalloc(kmem, size, flags)  # the size is not a compile-time constant
 
 
 def _large_block_of(kmem: kmem_state, pfn: int) -> tuple[int, int]:
@@ -763,11 +785,13 @@ def _find_mergeable(kmem: kmem_state, size: int, align: int, flags: int,
                     ctor: bool) -> kmem_cache | None:
     """mm/slab_common.c:find_mergeable: an existing cache of the same rounded size, unless
     merging is impossible (constructors, debug flags, usercopy regions as kmalloc has)."""
-    if ctor or flags & SLAB_NEVER_MERGE:
+    if ctor:
         return None
     size = (size + 7) & ~7
-    align = calculate_alignment(flags, align, size)
+    align = calculate_alignment(flags, align, size)  # asked before the flags, as 5.10 does
     size = (size + align - 1) & ~(align - 1)
+    if flags & SLAB_NEVER_MERGE:
+        return None
     for s in reversed(kmem.slab_caches):
         if s in kmem.kmalloc_caches.values() or s.ctor or s.flags & SLAB_NEVER_MERGE:
             continue  # slab_unmergeable: kmalloc caches have a usercopy size

@@ -41,7 +41,9 @@ from refmodel.mm.page_alloc import (
     __zone_watermark_ok,
     free_the_page,
     put_page_testzero,
-    reclaimable_lru_pages,
+)
+from refmodel.mm.page_alloc import (  # mm/vmscan.c, modelled there (the allocator calls it)
+    zone_reclaimable_pages as zone_reclaimable_pages,
 )
 from refmodel.mm.rmap import (
     TTU_BATCH_FLUSH,
@@ -140,13 +142,6 @@ def _node_lru(pgdat: pglist_data, lru: int) -> int:
 def _nr_free(zone: Zone) -> int:
     """zone_page_state(NR_FREE_PAGES): buddy pages only (per-cpu pages are not counted)."""
     return zone.nr_free_pages
-
-
-@kernel(F)
-def zone_reclaimable_pages(pgdat: pglist_data, zone: Zone) -> int:
-    """Models mm/vmscan.c:zone_reclaimable_pages: the zone's file LRU pages, and its anon
-    ones while a swap slot is free."""
-    return reclaimable_lru_pages(pgdat, zone)
 
 
 @kernel(F)

@@ -402,3 +402,47 @@ def test_a_refused_tail_check_clears_nothing(m256: Machine) -> None:
     with pytest.raises(BadPage, match="nonzero _refcount"):
         free_pages_of_page(pgdat, a, 2)
     assert harmless.flags == int(PageFlags.PG_dirty)  # the rejected free changed nothing
+
+
+def test_every_allocation_asks_gfp_zone_and_gfp_migratetype(m256: Machine) -> None:
+    # 5.10's prepare_alloc_pages calls both on every allocation; the model's cache of the
+    # rest of the alloc_context must not hide them from the trace.
+    for _ in range(2):
+        t = _trace(lambda: m256.alloc_pages(G.GFP_KERNEL, 0))
+        pap = t.roots[0].find("prepare_alloc_pages")
+        assert pap is not None
+        assert [c.name for c in pap.children] == ["gfp_zone", "gfp_migratetype"]
+
+
+def test_gfp_zero_clears_every_page_through_kernel_init_free_pages(m256: Machine) -> None:
+    from refmodel.mm import highmem, page_alloc
+
+    p = m256.alloc_pages(G.GFP_KERNEL, 2)
+    assert p
+    for i in range(4):
+        m256.pgdat.page_data[p.pfn + i] = bytearray(b"x" * 4096)
+    free_pages_of_page(m256.pgdat, p, 2)
+    t = _trace(lambda: m256.alloc_pages(G.GFP_KERNEL | G.__GFP_ZERO, 2))
+    q = m256.pgdat.mem_map.get(p.pfn)
+    assert q is not None and q.state is ST_ALLOCATED  # the same block came back
+    prep = t.roots[0].find("prep_new_page")
+    assert prep is not None and [c.name for c in prep.children] == ["kernel_init_free_pages"]
+    assert [c.name for c in prep.children[0].children] == ["clear_highpage"] * 4
+    assert all(p.pfn + i not in m256.pgdat.page_data for i in range(4))
+    assert highmem.clear_highpage is page_alloc.clear_highpage
+
+
+def test_should_reclaim_retry_asks_zone_reclaimable_pages() -> None:
+    from refmodel.mm import page_alloc, vmscan
+
+    assert vmscan.zone_reclaimable_pages is page_alloc.zone_reclaimable_pages
+    kf = lookup("zone_reclaimable_pages")
+    assert kf is not None and kf.file == "mm/vmscan.c"
+    m = Machine(MachineConfig(memory=64 * MiB, pcp=False))
+    m.pgdat.hooks.out_of_memory = None
+    with Tracer() as t:
+        while m.alloc_pages(G.GFP_KERNEL, 0) is not None:
+            pass
+    retry = [r.find("should_reclaim_retry") for r in t.roots]
+    hit = [n for n in retry if n is not None]
+    assert hit and "zone_reclaimable_pages" in hit[0].names()

@@ -26,6 +26,7 @@ from refmodel.mm.slub import (
 from refmodel.mm.types import PageFlags
 from refmodel.specs.buddy import buddy_state, check_buddy
 from refmodel.specs.slab import check_slab, slab_state
+from refmodel.trace import Tracer
 
 # /proc/slabinfo of a one-CPU 5.10 kernel: objects per slab and pages per slab.
 KMALLOC_GEOMETRY = {
@@ -285,8 +286,6 @@ TestSlabMachine = SlabMachine.TestCase
 
 
 def test_kmem_cache_alloc_and_free_chains_are_slab_alloc_and_slab_free(kmem: kmem_state) -> None:
-    from refmodel.trace import Tracer
-
     s = kmem_cache_create(kmem, "chain", 256)
     assert s is not None
     with Tracer() as t:
@@ -297,3 +296,33 @@ def test_kmem_cache_alloc_and_free_chains_are_slab_alloc_and_slab_free(kmem: kme
         "kmem_cache_alloc", "slab_alloc", "slab_alloc_node", "__slab_alloc", "___slab_alloc",
         "new_slab_objects", "new_slab", "allocate_slab", "alloc_slab_page", "alloc_pages"]
     assert free.path_to("do_slab_free") == ["kmem_cache_free", "slab_free", "do_slab_free"]
+
+
+def test_kmalloc_slab_uses_size_index_not_kmalloc_index(kmem: kmem_state) -> None:
+    # 5.10's kmalloc_slab: size_index[] up to 192 bytes, fls(size - 1) above; kmalloc_index
+    # serves only sizes known at compile time. Same caches, another call relation.
+    from refmodel.mm.slub import kmalloc_slab
+
+    for size in range(1, 8193):
+        s = kmalloc_slab(kmem, size)
+        assert s is kmem.kmalloc_caches[kmalloc_index(size)], size
+    assert kmalloc_slab(kmem, 0) is None and kmalloc_slab(kmem, 8193) is None
+    with Tracer() as t:
+        x = kmalloc(kmem, 100, G.GFP_KERNEL)
+    ks = t.roots[0].find("kmalloc_slab")
+    assert ks is not None and ks.children == []
+    assert "kmalloc_index" not in t.roots[0].names()
+    with Tracer() as t:
+        assert kmalloc(kmem, 0, G.GFP_KERNEL) == 16  # via __kmalloc and kmalloc_slab
+    assert t.roots[0].path_to("kmalloc_slab") == ["kmalloc", "__kmalloc", "kmalloc_slab"]
+    kfree(kmem, x)
+
+
+def test_slab_free_runs_the_freelist_hook_first(kmem: kmem_state) -> None:
+    x = kmalloc(kmem, 64, G.GFP_KERNEL)
+    with Tracer() as t:
+        kfree(kmem, x)
+    sf = t.roots[0].find("slab_free")
+    assert sf is not None
+    assert [c.name for c in sf.children] == ["slab_free_freelist_hook", "do_slab_free"]
+    assert [c.name for c in sf.children[0].children] == ["get_freepointer", "set_freepointer"]
