@@ -1119,6 +1119,12 @@ def oom_reserves_allowed(pgdat: pglist_data) -> bool:
 
 
 @kernel(F)
+def gfp_pfmemalloc_allowed(pgdat: pglist_data, gfp_mask: int) -> bool:
+    """Models mm/page_alloc.c:gfp_pfmemalloc_allowed: may this request use the reserves?"""
+    return bool(__gfp_pfmemalloc_flags(pgdat, gfp_mask))
+
+
+@kernel(F)
 def __gfp_pfmemalloc_flags(pgdat: pglist_data, gfp_mask: int) -> int:
     """Models mm/page_alloc.c:__gfp_pfmemalloc_flags: __GFP_NOMEMALLOC forbids the reserves,
     __GFP_MEMALLOC gives all of them (ALLOC_NO_WATERMARKS), an OOM victim gets ALLOC_OOM
@@ -1154,6 +1160,12 @@ def __alloc_pages_slowpath(pgdat: pglist_data, gfp_mask: int, order: int,
     page = get_page_from_freelist(pgdat, gfp_mask, order, alloc_flags, ac)
     if page is not None:
         return page
+    # 5.10 tries direct compaction first for costly and for non-movable high-order requests
+    # that may not use the reserves. The gate is asked; compaction itself is out of scope
+    # (__alloc_pages_direct_compact would find nothing here).
+    if (can_direct_reclaim and (costly_order or (order > 0 and ac.migratetype != MIGRATE_MOVABLE))
+            and not gfp_pfmemalloc_allowed(pgdat, gfp_mask)):
+        pass
     no_progress_loops = 0
     while True:  # retry:
         if alloc_flags & ALLOC_KSWAPD:

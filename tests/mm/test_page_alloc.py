@@ -446,3 +446,26 @@ def test_should_reclaim_retry_asks_zone_reclaimable_pages() -> None:
     retry = [r.find("should_reclaim_retry") for r in t.roots]
     hit = [n for n in retry if n is not None]
     assert hit and "zone_reclaimable_pages" in hit[0].names()
+
+
+def test_slowpath_asks_the_compaction_gate_for_unmovable_high_orders() -> None:
+    # 5.10 evaluates can_direct_reclaim && (costly || (order > 0 && !MOVABLE)) &&
+    # !gfp_pfmemalloc_allowed() before its first direct compaction; compaction is out of
+    # scope, the gate's calls are not.
+    m = Machine(MachineConfig(memory=64 * MiB, pcp=False))
+    m.pgdat.hooks.out_of_memory = None
+    while m.alloc_pages(G.GFP_KERNEL, 0) is not None:
+        pass
+    with Tracer() as t:
+        assert m.alloc_pages(G.GFP_KERNEL, 1) is None
+    slow = t.roots[0].find("__alloc_pages_slowpath")
+    assert slow is not None
+    names = [c.name for c in slow.children]
+    assert "gfp_pfmemalloc_allowed" in names
+    gate = slow.children[names.index("gfp_pfmemalloc_allowed")]
+    assert [c.name for c in gate.children] == ["__gfp_pfmemalloc_flags"]
+    assert names.index("gfp_pfmemalloc_allowed") < names.index("__alloc_pages_direct_reclaim")
+    with Tracer() as t:
+        assert m.alloc_pages(G.GFP_HIGHUSER_MOVABLE, 1) is None  # movable, not costly
+    slow = t.roots[0].find("__alloc_pages_slowpath")
+    assert slow is not None and "gfp_pfmemalloc_allowed" not in [c.name for c in slow.children]
