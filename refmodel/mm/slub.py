@@ -835,10 +835,21 @@ def kmem_cache_destroy(kmem: kmem_state, s: kmem_cache) -> None:
         raise KernelWarning("kmem_cache_destroy",
                             f"{s.name}: Slab cache still has objects (cache kept)")
     s.refcount -= 1
-    flush_slab(kmem, s, s.cpu_slab)
-    unfreeze_partials(kmem, s, s.cpu_slab)
-    for slab in list(s.node.partial.values()):  # free_partial
-        remove_partial(s.node, slab)
+    # shutdown_cache → __kmem_cache_shutdown: flush_all runs __flush_cpu_slab on a cpu that
+    # has a slab or per-cpu partial slabs (has_cpu_slab)
+    c = s.cpu_slab
+    if c.page is not None or c.partial is not None:
+        if c.page is not None:
+            flush_slab(kmem, s, c)
+        unfreeze_partials(kmem, s, c)
+    # free_partial: every empty slab off the partial list onto a local list (list_add, so
+    # the last one first), then each discarded
+    discard: list[slab_page] = []
+    for slab in list(s.node.partial.values()):
+        if not slab.inuse:
+            remove_partial(s.node, slab)
+            discard.insert(0, slab)
+    for slab in discard:
         discard_slab(kmem, s, slab)
     kmem.slab_caches.remove(s)
 

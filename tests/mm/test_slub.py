@@ -326,3 +326,22 @@ def test_slab_free_runs_the_freelist_hook_first(kmem: kmem_state) -> None:
     assert sf is not None
     assert [c.name for c in sf.children] == ["slab_free_freelist_hook", "do_slab_free"]
     assert [c.name for c in sf.children[0].children] == ["get_freepointer", "set_freepointer"]
+
+
+def test_kmem_cache_destroy_removes_every_empty_partial_before_discarding(
+        kmem: kmem_state) -> None:
+    # 5.10's free_partial takes every empty slab off the node's partial list first (onto a
+    # local list, last first), then discards them.
+    s = kmem_cache_create(kmem, "gone", 1024)
+    assert s is not None
+    objs = [kmem_cache_alloc(kmem, s, G.GFP_KERNEL) for _ in range(8 * 12)]
+    for x in objs:
+        kmem_cache_free(kmem, s, x)
+    with Tracer() as t:
+        kmem_cache_destroy(kmem, s)
+    calls = [c for c in t.roots[0].children if c.name in ("remove_partial", "discard_slab")]
+    names = [c.name for c in calls]
+    k = names.count("remove_partial")
+    assert k >= 1 and names == ["remove_partial"] * k + ["discard_slab"] * k
+    assert s not in kmem.slab_caches
+    assert check_slab(kmem) == [] and check_buddy(kmem.pgdat) == []
