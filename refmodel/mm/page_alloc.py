@@ -1279,6 +1279,28 @@ def virt_to_page(pgdat: pglist_data, kaddr: int) -> Page:
     return pfn_to_page(pgdat, off >> PAGE_SHIFT)
 
 
+def compound_head(pgdat: pglist_data, page: Page) -> Page:
+    """include/linux/page-flags.h:compound_head. 5.10 reads the head from a tail's own
+    compound_head word; the model keeps none, so it looks for the allocated PG_head page
+    below whose block covers this one (blocks are aligned to their order)."""
+    if page.flags & _PG_head:
+        return page
+    pfn = page.pfn
+    get = pgdat.mem_map.get
+    for order in range(1, pgdat.max_order):
+        head = get(pfn & ~((1 << order) - 1))
+        if (head is not None and head.flags & _PG_head and head.state is ST_ALLOCATED
+                and head.pfn + (1 << head.alloc_order) > pfn):
+            return head
+    return page
+
+
+@kernel("include/linux/mm.h")
+def virt_to_head_page(pgdat: pglist_data, kaddr: int) -> Page:
+    """Models include/linux/mm.h:virt_to_head_page: virt_to_page, then its compound head."""
+    return compound_head(pgdat, virt_to_page(pgdat, kaddr))
+
+
 @kernel(F)
 def __get_free_pages(pgdat: pglist_data, gfp_mask: int, order: int) -> int:
     """Models mm/page_alloc.c:__get_free_pages: the block's kernel address, or 0."""

@@ -16,7 +16,13 @@ from refmodel.bugs import KernelBug, KernelWarning
 from refmodel.mm import gfp as G
 from refmodel.mm.mmzone import pglist_data
 from refmodel.mm.page_alloc import __free_pages as _free_block
-from refmodel.mm.page_alloc import alloc_pages, page_address, page_offset
+from refmodel.mm.page_alloc import (
+    alloc_pages,
+    page_address,
+    page_offset,
+    pfn_to_virt,
+    virt_to_head_page,
+)
 from refmodel.mm.slub_def import kmem_cache, kmem_cache_cpu, kmem_cache_node, slab_page
 from refmodel.mm.types import Page, PageFlags
 from refmodel.trace import kernel
@@ -605,7 +611,8 @@ def _check_object_free(kmem: kmem_state, s: kmem_cache | None, x: int, what: str
 @kernel(F)
 def kmem_cache_free(kmem: kmem_state, s: kmem_cache, x: int) -> None:
     """Models mm/slub.c:kmem_cache_free (cache_from_obj's wrong-cache check included)."""
-    slab = _check_object_free(kmem, s, x, "kmem_cache_free")
+    _check_object_free(kmem, s, x, "kmem_cache_free")  # cache_from_obj and the model's checks
+    slab = kmem.slabs[virt_to_head_page(kmem.pgdat, x).pfn]  # the slab view of the head page
     del kmem.live[x]
     slab_free(kmem, s, slab, x)
 
@@ -743,17 +750,6 @@ def kmalloc(kmem: kmem_state, size: int, flags: int) -> int:
     return __kmalloc(kmem, size, flags)  # the size is not a compile-time constant
 
 
-def _large_block_of(kmem: kmem_state, pfn: int) -> tuple[int, int]:
-    """virt_to_head_page for kmalloc_large blocks: the head pfn and order of the live block
-    holding ``pfn`` (blocks are aligned to their order), or (pfn, -1) if none does."""
-    base = page_offset(kmem.pgdat)
-    for order in range(kmem.pgdat.max_order):
-        head = pfn & ~((1 << order) - 1)
-        if kmem.large.get(base + (head << 12)) == order:
-            return head, order
-    return pfn, -1
-
-
 @kernel(F)
 def kfree(kmem: kmem_state, x: int) -> None:
     """Models mm/slub.c:kfree: NULL and ZERO_SIZE_PTR are ignored; a non-slab page must be a
@@ -762,15 +758,16 @@ def kfree(kmem: kmem_state, x: int) -> None:
     does."""
     if x <= 16:
         return
-    base = page_offset(kmem.pgdat)
-    pfn = (x - base) >> 12
-    if pfn not in kmem.slabs:
-        head_pfn, order = _large_block_of(kmem, pfn)
-        if order < 0:
+    page = virt_to_head_page(kmem.pgdat, x)
+    if not page.flags & _PG_slab:
+        # free_nonslab_page: a kmalloc_large compound page, freed whole from its head
+        head_addr = pfn_to_virt(kmem.pgdat, page.pfn)
+        order = kmem.large.get(head_addr)
+        if order is None:
             raise KernelBug("kfree: BUG_ON(!PageCompound(page))",
                             f"{x:#x} was not returned by kmalloc")
-        del kmem.large[base + (head_pfn << 12)]
-        _free_block(kmem.pgdat, kmem.pgdat.mem_map[head_pfn], order)
+        del kmem.large[head_addr]
+        _free_block(kmem.pgdat, page, order)
         return
     slab = _check_object_free(kmem, None, x, "kfree")
     del kmem.live[x]

@@ -345,3 +345,17 @@ def test_kmem_cache_destroy_removes_every_empty_partial_before_discarding(
     assert k >= 1 and names == ["remove_partial"] * k + ["discard_slab"] * k
     assert s not in kmem.slab_caches
     assert check_slab(kmem) == [] and check_buddy(kmem.pgdat) == []
+
+
+def test_kfree_finds_the_page_with_virt_to_head_page(kmem: kmem_state) -> None:
+    x = kmalloc(kmem, 64, G.GFP_KERNEL)
+    with Tracer() as t:
+        kfree(kmem, x)
+    assert t.roots[0].path_to("virt_to_page") == ["kfree", "virt_to_head_page", "virt_to_page"]
+    y = kmalloc(kmem, 5 * 4096, G.GFP_KERNEL)  # kmalloc_large: an order-3 compound page
+    with Tracer() as t:
+        kfree(kmem, y + 3 * 4096)  # a tail page's address: its compound head is freed
+    assert t.roots[0].children[0].name == "virt_to_head_page"
+    assert y not in kmem.large and check_buddy(kmem.pgdat) == []
+    with pytest.raises(KernelBug, match="virt_addr_valid"):
+        kfree(kmem, 0xDEAD000000000100)  # not a direct-map address at all
