@@ -429,8 +429,21 @@ def get_partial_node(kmem: kmem_state, s: kmem_cache, n: kmem_cache_node,
 
 @kernel(F)
 def get_partial(kmem: kmem_state, s: kmem_cache, flags: int, c: kmem_cache_cpu) -> int:
-    """Models mm/slub.c:get_partial (one node)."""
-    return get_partial_node(kmem, s, s.node, c)
+    """Models mm/slub.c:get_partial for NUMA_NO_NODE: the local node's partial slabs, else
+    the other nodes' (get_any_partial)."""
+    freelist = get_partial_node(kmem, s, s.node, c)
+    if freelist:
+        return freelist
+    return get_any_partial(kmem, s, flags, c)
+
+
+@kernel(F)
+def get_any_partial(kmem: kmem_state, s: kmem_cache, flags: int, c: kmem_cache_cpu) -> int:
+    """Models mm/slub.c:get_any_partial (CONFIG_NUMA): it works out the zone limit
+    (gfp_zone) and would search the other nodes' partial lists; with one node there are
+    none, so no object (its random remote_node_defrag_ratio gate changes nothing)."""
+    G.gfp_zone(flags)
+    return 0
 
 
 @kernel(F)

@@ -359,3 +359,16 @@ def test_kfree_finds_the_page_with_virt_to_head_page(kmem: kmem_state) -> None:
     assert y not in kmem.large and check_buddy(kmem.pgdat) == []
     with pytest.raises(KernelBug, match="virt_addr_valid"):
         kfree(kmem, 0xDEAD000000000100)  # not a direct-map address at all
+
+
+def test_get_partial_falls_back_to_get_any_partial(kmem: kmem_state) -> None:
+    # CONFIG_NUMA: with no partial slab on the local node 5.10 asks get_any_partial, which
+    # works out gfp_zone first; one node has no other partial lists to offer.
+    s = kmem_cache_create(kmem, "fresh", 128)
+    assert s is not None
+    with Tracer() as t:
+        kmem_cache_alloc(kmem, s, G.GFP_KERNEL)
+    gp = t.roots[0].find("get_partial")
+    assert gp is not None
+    assert [c.name for c in gp.children] == ["get_partial_node", "get_any_partial"]
+    assert [c.name for c in gp.children[1].children] == ["gfp_zone"]
