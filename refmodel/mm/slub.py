@@ -81,7 +81,9 @@ class kmem_state:
 
     pgdat: pglist_data
     slab_caches: list[kmem_cache] = field(default_factory=list)
-    kmalloc_caches: dict[int, kmem_cache] = field(default_factory=dict)
+    kmalloc_caches: dict[int, kmem_cache] = field(default_factory=dict)  # KMALLOC_NORMAL
+    kmalloc_rcl_caches: dict[int, kmem_cache] = field(default_factory=dict)  # KMALLOC_RECLAIM
+    kmalloc_dma_caches: dict[int, kmem_cache] = field(default_factory=dict)  # KMALLOC_DMA
     slabs: dict[int, slab_page] = field(default_factory=dict)  # every pfn of a slab
     # Model bookkeeping, for the checks 5.10 leaves to debug options: object -> its cache,
     # and kmalloc_large blocks -> order.
@@ -683,26 +685,63 @@ def kmalloc_size(index: int) -> int:
     return {1: 96, 2: 192}.get(index, 1 << index)
 
 
+# enum kmalloc_cache_type (CONFIG_ZONE_DMA is on for x86-64)
+KMALLOC_NORMAL = 0
+KMALLOC_RECLAIM = 1
+KMALLOC_DMA = 2
+
+
+@kernel("include/linux/slab.h")
+def kmalloc_type(flags: int) -> int:
+    """Models include/linux/slab.h:kmalloc_type: __GFP_DMA picks the DMA caches, else
+    __GFP_RECLAIMABLE the reclaimable ones, else the normal ones."""
+    if not flags & (G.__GFP_DMA | G.__GFP_RECLAIMABLE):
+        return KMALLOC_NORMAL
+    return KMALLOC_DMA if flags & G.__GFP_DMA else KMALLOC_RECLAIM
+
+
+def _kmalloc_caches(kmem: kmem_state, kmalloc_type: int) -> dict[int, kmem_cache]:
+    """kmalloc_caches[type]: one dict of caches by kmalloc index per type."""
+    if kmalloc_type == KMALLOC_NORMAL:
+        return kmem.kmalloc_caches
+    return kmem.kmalloc_dma_caches if kmalloc_type == KMALLOC_DMA else kmem.kmalloc_rcl_caches
+
+
 @kernel("mm/slab_common.c")
 def create_kmalloc_caches(kmem: kmem_state) -> None:
-    """Models mm/slab_common.c:create_kmalloc_caches for KMALLOC_NORMAL: kmalloc-8 ...
-    kmalloc-8k plus kmalloc-96 and kmalloc-192 (created lazily by the model's callers)."""
-    for i in range(KMALLOC_SHIFT_LOW, KMALLOC_SHIFT_HIGH + 1):
-        _create_kmalloc_cache(kmem, i)
-        if i == 6:
-            _create_kmalloc_cache(kmem, 1)
-        if i == 7:
-            _create_kmalloc_cache(kmem, 2)
+    """Models mm/slab_common.c:create_kmalloc_caches: for KMALLOC_NORMAL, then
+    KMALLOC_RECLAIM (SLAB_RECLAIM_ACCOUNT), kmalloc-8 ... kmalloc-8k with kmalloc-96 after
+    kmalloc-64 and kmalloc-192 after kmalloc-128; then (CONFIG_ZONE_DMA) a dma-kmalloc-*
+    cache for every normal one (SLAB_CACHE_DMA, and no usercopy region, so mergeable)."""
+    for kmalloc_type in (KMALLOC_NORMAL, KMALLOC_RECLAIM):
+        for i in range(KMALLOC_SHIFT_LOW, KMALLOC_SHIFT_HIGH + 1):
+            _create_kmalloc_cache(kmem, i, kmalloc_type)
+            if i == 6:
+                _create_kmalloc_cache(kmem, 1, kmalloc_type)
+            if i == 7:
+                _create_kmalloc_cache(kmem, 2, kmalloc_type)
+    for i in sorted(kmem.kmalloc_caches):
+        _create_kmalloc_cache(kmem, i, KMALLOC_DMA)
 
 
-def _create_kmalloc_cache(kmem: kmem_state, index: int) -> None:
+_KMALLOC_PREFIX = {KMALLOC_NORMAL: "kmalloc-", KMALLOC_RECLAIM: "kmalloc-rcl-",
+                   KMALLOC_DMA: "dma-kmalloc-"}
+_KMALLOC_FLAGS = {KMALLOC_NORMAL: 0, KMALLOC_RECLAIM: SLAB_RECLAIM_ACCOUNT,
+                  KMALLOC_DMA: SLAB_CACHE_DMA}
+
+
+def _create_kmalloc_cache(kmem: kmem_state, index: int, kmalloc_type: int) -> None:
+    """mm/slab_common.c:new_kmalloc_cache / create_kmalloc_cache → create_boot_cache: a
+    power-of-two size is also the cache's alignment."""
     size = kmalloc_size(index)
-    name = f"kmalloc-{size // 1024}k" if size >= 1024 else f"kmalloc-{size}"
-    s = kmem_cache(name, size, align=ARCH_KMALLOC_MINALIGN)
-    s.align = calculate_alignment(0, ARCH_KMALLOC_MINALIGN, size)
+    name = _KMALLOC_PREFIX[kmalloc_type] + (f"{size // 1024}k" if size >= 1024 else f"{size}")
+    flags = _KMALLOC_FLAGS[kmalloc_type]
+    align = max(ARCH_KMALLOC_MINALIGN, size) if size & (size - 1) == 0 else ARCH_KMALLOC_MINALIGN
+    s = kmem_cache(name, size, flags=flags)
+    s.align = calculate_alignment(flags, align, size)
     kmem_cache_open(s)
     s.refcount = 1
-    kmem.kmalloc_caches[index] = s
+    _kmalloc_caches(kmem, kmalloc_type)[index] = s
     kmem.slab_caches.append(s)
 
 
@@ -713,7 +752,7 @@ size_index: tuple[int, ...] = (3, 4, 5, 5, 6, 6, 6, 6, 1, 1, 1, 1, 7, 7, 7, 7,
 
 
 @kernel("mm/slab_common.c")
-def kmalloc_slab(kmem: kmem_state, size: int) -> kmem_cache | None:
+def kmalloc_slab(kmem: kmem_state, size: int, flags: int) -> kmem_cache | None:
     """Models mm/slab_common.c:kmalloc_slab: the size_index table up to 192 bytes, fls(size
     - 1) above (kmalloc_index is only for sizes known at compile time). None stands for both
     of 5.10's answers that are no cache: ZERO_SIZE_PTR for size 0 and NULL (with a
@@ -721,10 +760,12 @@ def kmalloc_slab(kmem: kmem_state, size: int) -> kmem_cache | None:
     if size <= 192:
         if not size:
             return None  # ZERO_SIZE_PTR
-        return kmem.kmalloc_caches[size_index[(size - 1) // 8]]  # size_index_elem
-    if size > KMALLOC_MAX_CACHE_SIZE:
-        return None
-    return kmem.kmalloc_caches[(size - 1).bit_length()]  # fls(size - 1)
+        index = size_index[(size - 1) // 8]  # size_index_elem
+    else:
+        if size > KMALLOC_MAX_CACHE_SIZE:
+            return None
+        index = (size - 1).bit_length()  # fls(size - 1)
+    return _kmalloc_caches(kmem, kmalloc_type(flags))[index]
 
 
 @kernel("mm/slab_common.c")
@@ -749,7 +790,7 @@ def __kmalloc(kmem: kmem_state, size: int, flags: int) -> int:
     """Models mm/slub.c:__kmalloc: ZERO_SIZE_PTR (16) for size 0."""
     if size > KMALLOC_MAX_CACHE_SIZE:
         return kmalloc_large(kmem, size, flags)
-    s = kmalloc_slab(kmem, size)
+    s = kmalloc_slab(kmem, size, flags)
     if s is None:
         return 16  # ZERO_SIZE_PTR
     return slab_alloc(kmem, s, flags)
@@ -803,8 +844,9 @@ def _find_mergeable(kmem: kmem_state, size: int, align: int, flags: int,
     if flags & SLAB_NEVER_MERGE:
         return None
     for s in reversed(kmem.slab_caches):
-        if s in kmem.kmalloc_caches.values() or s.ctor or s.flags & SLAB_NEVER_MERGE:
-            continue  # slab_unmergeable: kmalloc caches have a usercopy size
+        if (s in kmem.kmalloc_caches.values() or s in kmem.kmalloc_rcl_caches.values()
+                or s.ctor or s.flags & SLAB_NEVER_MERGE):
+            continue  # slab_unmergeable: those kmalloc caches have a usercopy region
         if size > s.size or (flags & SLAB_MERGE_SAME) != (s.flags & SLAB_MERGE_SAME):
             continue
         if s.size - size >= 8:

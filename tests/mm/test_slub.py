@@ -304,13 +304,13 @@ def test_kmalloc_slab_uses_size_index_not_kmalloc_index(kmem: kmem_state) -> Non
     from refmodel.mm.slub import kmalloc_slab
 
     for size in range(1, 8193):
-        s = kmalloc_slab(kmem, size)
+        s = kmalloc_slab(kmem, size, G.GFP_KERNEL)
         assert s is kmem.kmalloc_caches[kmalloc_index(size)], size
-    assert kmalloc_slab(kmem, 0) is None and kmalloc_slab(kmem, 8193) is None
+    assert kmalloc_slab(kmem, 0, 0) is None and kmalloc_slab(kmem, 8193, 0) is None
     with Tracer() as t:
         x = kmalloc(kmem, 100, G.GFP_KERNEL)
     ks = t.roots[0].find("kmalloc_slab")
-    assert ks is not None and ks.children == []
+    assert ks is not None and [c.name for c in ks.children] == ["kmalloc_type"]
     assert "kmalloc_index" not in t.roots[0].names()
     with Tracer() as t:
         assert kmalloc(kmem, 0, G.GFP_KERNEL) == 16  # via __kmalloc and kmalloc_slab
@@ -372,3 +372,32 @@ def test_get_partial_falls_back_to_get_any_partial(kmem: kmem_state) -> None:
     assert gp is not None
     assert [c.name for c in gp.children] == ["get_partial_node", "get_any_partial"]
     assert [c.name for c in gp.children[1].children] == ["gfp_zone"]
+
+
+@pytest.mark.parametrize("flags, prefix, zone", [
+    (G.GFP_KERNEL, "kmalloc-", None),
+    (G.GFP_KERNEL | G.__GFP_RECLAIMABLE, "kmalloc-rcl-", None),
+    (G.GFP_KERNEL | G.__GFP_DMA, "dma-kmalloc-", 0),
+])
+def test_kmalloc_type_picks_the_cache_set(kmem: kmem_state, flags: int, prefix: str,
+                                          zone: int | None) -> None:
+    # include/linux/slab.h:kmalloc_type: __GFP_DMA → dma-kmalloc-* (SLAB_CACHE_DMA, pages
+    # from ZONE_DMA), __GFP_RECLAIMABLE → kmalloc-rcl-* (SLAB_RECLAIM_ACCOUNT).
+    from refmodel.mm.slub import kmalloc_slab
+
+    s = kmalloc_slab(kmem, 100, flags)
+    assert s is not None and s.name == prefix + "128"
+    x = kmalloc(kmem, 100, flags)
+    assert x and kmem.live[x] is s
+    page = virt_to_page(kmem.pgdat, x)
+    if zone is not None:
+        assert page.zone_idx == zone
+    else:
+        assert page.zone_idx != 0
+    kfree(kmem, x)
+    assert check_slab(kmem) == [] and check_buddy(kmem.pgdat) == []
+
+
+def test_power_of_two_kmalloc_caches_are_aligned_to_their_size(kmem: kmem_state) -> None:
+    assert kmem.kmalloc_caches[7].align == 128 and kmem.kmalloc_caches[1].align == 8
+    assert len(kmem.kmalloc_rcl_caches) == len(kmem.kmalloc_dma_caches) == 13
