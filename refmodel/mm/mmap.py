@@ -54,6 +54,7 @@ from refmodel.mm.mman import (
 )
 from refmodel.mm.mmu_gather import tlb_finish_mmu, tlb_gather_mmu
 from refmodel.mm.rmap import anon_vma_clone, anon_vma_merge, unlink_anon_vmas
+from refmodel.mm.swap import lru_add_drain
 from refmodel.mm.vm_flags import (
     VM_ACCOUNT,
     VM_EXEC,
@@ -352,8 +353,10 @@ def __remove_shared_vm_struct(vma: vm_area_struct) -> None:
 
 @kernel(F)
 def unlink_file_vma(vma: vm_area_struct) -> None:
-    """Models mm/mmap.c:unlink_file_vma (free_pgtables' per-VMA unlink)."""
-    __remove_shared_vm_struct(vma)
+    """Models mm/mmap.c:unlink_file_vma (free_pgtables' per-VMA unlink): only a file VMA
+    has an i_mmap tree to leave."""
+    if vma.vm_file is not None:
+        __remove_shared_vm_struct(vma)
 
 
 @kernel(F)
@@ -422,6 +425,9 @@ def _vma_adjust(vma: vm_area_struct, start: int, end: int, pgoff: int,
 
     index = mm.mm_rb
     while True:  # "again:" of 5.10, taken once more in case 6
+        if f is not None and insert is not None:
+            # in the interval tree before vma's bounds change (5.10 does it first)
+            __vma_link_file(insert)
         old_start = vma.vm_start
         start_changed = start != old_start
         end_changed = end != vma.vm_end
@@ -438,7 +444,8 @@ def _vma_adjust(vma: vm_area_struct, start: int, end: int, pgoff: int,
         if remove_next:
             assert next_ is not None
             _vma_unlink(mm, next_)
-            __remove_shared_vm_struct(next_)
+            if f is not None:
+                __remove_shared_vm_struct(next_)
         if start_changed:
             # split_vma's lower half, inserted below, ends at vma's new start: its insert
             # brings the gap below vma up to date (5.10 skips vma_gap_update(vma) too)
@@ -448,7 +455,6 @@ def _vma_adjust(vma: vm_area_struct, start: int, end: int, pgoff: int,
             index.rekey(next_, old_next_start)
         if not remove_next:
             if insert is not None:
-                __vma_link_file(insert)
                 __insert_vm_struct(mm, insert)
             elif end_changed:
                 if next_ is None:
@@ -1071,10 +1077,12 @@ def unmap_region(mm: mm_struct, vmas: list[vm_area_struct], prev: vm_area_struct
     unlink_anon_vmas that 5.10's free_pgtables does per VMA is done here, before it, because
     the page-table part's free_pgtables takes the VMAs as plain ranges."""
     next_ = mm.mmap if prev is None else prev.vm_next  # vma_next
+    pgdat = mm.pgdat
+    if pgdat is not None:
+        lru_add_drain(pgdat)
     for v in vmas:
         unlink_anon_vmas(v)
         unlink_file_vma(v)
-    pgdat = mm.pgdat
     if pgdat is None or not mm.pgd:
         return  # an mm without page tables (unit tests of the VMA layer alone)
     tlb = tlb_gather_mmu(pgdat, mm, start, end)

@@ -15,6 +15,7 @@ from refmodel.mm.memory import free_pgtables, unmap_vmas
 from refmodel.mm.mm_types import MMF_OOM_SKIP, mm_struct, vm_area_struct
 from refmodel.mm.mmu_gather import tlb_finish_mmu, tlb_gather_mmu
 from refmodel.mm.rmap import unlink_anon_vmas
+from refmodel.mm.swap import lru_add_drain
 from refmodel.mm.vm_flags import VM_ACCOUNT
 from refmodel.mm.vma_index import VmaIndex
 from refmodel.trace import kernel
@@ -40,6 +41,7 @@ def exit_mmap(mm: mm_struct) -> None:
         return
     pgdat = mm.pgdat
     assert pgdat is not None
+    lru_add_drain(pgdat)
     tlb = tlb_gather_mmu(pgdat, mm, 0, ULONG_MAX)
     unmap_vmas(pgdat, tlb, vma, 0, ULONG_MAX)
     ranges = []

@@ -15,7 +15,9 @@ from refmodel.arch.x86.pgtable import (
     pgd_none_or_clear_bad,
     pgd_offset,
     pmd_addr_end,
-    pmd_none_or_clear_bad,
+    pmd_bad,
+    pmd_clear_bad,
+    pmd_none,
     pmd_offset,
     pte_dirty,
     pte_mkwrite,
@@ -58,6 +60,7 @@ from refmodel.mm.mmap import (
     vma_wants_writenotify,
 )
 from refmodel.mm.mmzone import pglist_data
+from refmodel.mm.swapops import is_swap_pte, pte_to_swp_entry
 from refmodel.mm.vm_flags import (
     VM_ACCESS_FLAGS,
     VM_ACCOUNT,
@@ -114,12 +117,28 @@ def change_pte_range(pgdat: pglist_data, vma: vm_area_struct, pmd: int, addr: in
                 ptent = pte_mkwrite(ptent)
             set_pte_at(pgdat, mm, addr, pte, ptent)  # ptep_modify_prot_commit
             pages += 1
-        # a swap pte keeps its entry: only migration / device entries (not in the model)
-        # would change
+        elif is_swap_pte(oldpte):
+            # a swap entry stays as it is: only migration and device-private entries (none
+            # arise in the model) would be rewritten
+            pte_to_swp_entry(oldpte)
         pte += 8
         addr += PAGE_SIZE
         if addr == end:
             return pages
+
+
+@kernel(F)
+def pmd_none_or_clear_bad_unless_trans_huge(pgdat: pglist_data, pmd: int) -> bool:
+    """Models mm/mprotect.c:pmd_none_or_clear_bad_unless_trans_huge: an empty pmd, or a bad
+    one (cleared), has no ptes to change; a huge pmd (no THP here) would be left to the
+    caller."""
+    val = read_entry(pgdat, pmd)
+    if pmd_none(val):
+        return True
+    if pmd_bad(val):
+        pmd_clear_bad(pgdat, pmd)
+        return True
+    return False
 
 
 @kernel(F)
@@ -130,7 +149,7 @@ def change_pmd_range(pgdat: pglist_data, vma: vm_area_struct, pud: int, addr: in
     pmd = pmd_offset(pgdat, pud, addr)
     while True:
         next_ = pmd_addr_end(addr, end)
-        if not pmd_none_or_clear_bad(pgdat, pmd):
+        if not pmd_none_or_clear_bad_unless_trans_huge(pgdat, pmd):
             pages += change_pte_range(pgdat, vma, pmd, addr, next_, newprot, cp_flags)
         pmd += 8
         addr = next_

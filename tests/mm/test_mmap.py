@@ -740,3 +740,55 @@ def test_overcommit_guess_refuses_only_more_than_ram_plus_swap(machine: Machine,
     machine.munmap(mm, s + 2 * P, 2 * P)  # last reference: shmem_unacct_size
     assert mm.vm_globals.vm_committed_as == committed
     ok(mm)
+
+
+def test_file_only_calls_are_made_for_file_vmas_only(machine: Machine, mm: mm_struct) -> None:
+    # 5.10 calls __vma_link_file (split_vma's insert, first thing in __vma_adjust) and
+    # __remove_shared_vm_struct (unlink_file_vma, a merge's removed VMA) only under
+    # `if (file)`; unmap_region starts with lru_add_drain.
+    a = machine.mmap(mm, 0, 4 * P, RW, ANON)
+    root = _trace(lambda: machine.munmap(mm, a + P, P))
+    assert "__vma_link_file" not in root.names()
+    assert "__remove_shared_vm_struct" not in root.names()
+    ur = root.find("unmap_region")
+    assert ur is not None and ur.children[0].name == "lru_add_drain"
+    s = machine.mmap(mm, 0, 4 * P, RW, MAP_SHARED | MAP_ANONYMOUS)  # a shmem file behind it
+    root = _trace(lambda: machine.munmap(mm, s + P, P))
+    adj = root.find("__vma_adjust")
+    assert adj is not None and adj.children[0].name == "__vma_link_file"
+    ufv = root.find("unlink_file_vma")
+    assert ufv is not None and [c.name for c in ufv.children] == ["__remove_shared_vm_struct"]
+    ok(mm)
+
+
+def test_change_pte_range_asks_is_swap_pte_for_every_non_present_pte(
+        machine: Machine, mm: mm_struct) -> None:
+    a = machine.mmap(mm, 0, 2 * P, RW, ANON)
+    t = machine.spawn()
+    t.mm = mm
+    assert machine.write(t, a, b"x") == 1  # the first page is present, the second is not
+    root = _trace(lambda: machine.mprotect(mm, a, 2 * P, PROT_READ))
+    cpr = root.find("change_pte_range")
+    assert cpr is not None
+    names = [c.name for c in cpr.children]
+    assert "is_swap_pte" in names and names.count("pte_present") == 2
+    pmd = root.find("change_pmd_range")
+    assert pmd is not None
+    assert [c.name for c in pmd.children][:3] == [
+        "pmd_offset", "pmd_addr_end", "pmd_none_or_clear_bad_unless_trans_huge"]
+
+
+def test_legacy_layout_takes_the_legacy_base_for_mmap_base() -> None:
+    # arch_pick_mmap_base: the legacy layout's mmap_base is the legacy base
+    from refmodel.arch.x86.mmap import arch_pick_mmap_layout
+    from refmodel.mm.mman import ADDR_COMPAT_LAYOUT, rlimit
+
+    m = Machine(MachineConfig(memory=64 * MiB))
+    mm = m.new_mm()
+    mm.personality |= ADDR_COMPAT_LAYOUT
+    with Tracer() as tr:
+        arch_pick_mmap_layout(mm, rlimit(8 * MiB, -1))
+    assert mm.mmap_base == mm.mmap_legacy_base == 0x2AAAAAAAB000
+    apmb = tr.roots[0].find("arch_pick_mmap_base")
+    assert apmb is not None
+    assert [c.name for c in apmb.children] == ["mmap_legacy_base", "mmap_is_legacy"]

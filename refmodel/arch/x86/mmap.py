@@ -61,9 +61,21 @@ def arch_pick_mmap_layout(mm: mm_struct, rlim_stack: rlimit) -> None:
         mm.get_unmapped_area = arch_get_unmapped_area
     else:
         mm.get_unmapped_area = arch_get_unmapped_area_topdown
-    task_size = DEFAULT_MAP_WINDOW  # task_size_64bit(0)
-    mm.mmap_legacy_base = mmap_legacy_base(0, task_size)
-    mm.mmap_base = mmap_base(0, task_size, rlim_stack, mm.vm_globals.stack_guard_gap)
+    mm.mmap_base, mm.mmap_legacy_base = arch_pick_mmap_base(
+        mm, 0, DEFAULT_MAP_WINDOW, rlim_stack)  # random_factor 0, task_size_64bit(0)
+
+
+@kernel(F)
+def arch_pick_mmap_base(mm: mm_struct, random_factor: int, task_size: int,
+                        rlim_stack: rlimit) -> tuple[int, int]:
+    """Models arch/x86/mm/mmap.c:arch_pick_mmap_base; returns (base, legacy_base): the
+    legacy base always, and the base is that one too for the legacy layout, else
+    mmap_base."""
+    legacy_base = mmap_legacy_base(random_factor, task_size)
+    if mmap_is_legacy(mm):
+        return legacy_base, legacy_base
+    return mmap_base(random_factor, task_size, rlim_stack,
+                     mm.vm_globals.stack_guard_gap), legacy_base
 
 
 def setup_new_exec_layout(mm: mm_struct) -> None:
