@@ -1089,19 +1089,38 @@ def should_reclaim_retry(pgdat: pglist_data, gfp_mask: int, order: int, ac: allo
 @kernel(F)
 def __alloc_pages_may_oom(pgdat: pglist_data, gfp_mask: int, order: int,
                           ac: alloc_context) -> tuple[Page | None, bool]:
-    """Models mm/page_alloc.c:__alloc_pages_may_oom; returns (page, progress)."""
+    """Models mm/page_alloc.c:__alloc_pages_may_oom; returns (page, progress). A
+    __GFP_NOFAIL request skips the early exits and, after the OOM killer, may use every
+    reserve (ALLOC_NO_WATERMARKS). 5.10 also counts it as progress when nothing was killed,
+    to loop again; the model does not, so that a request nothing can satisfy ends at nopage
+    instead of looping forever."""
     page = get_page_from_freelist(pgdat, gfp_mask & ~G.__GFP_DIRECT_RECLAIM, order,
                                   ALLOC_WMARK_HIGH | ALLOC_CPUSET, ac)
     if page is not None:
         return page, False
-    if order > PAGE_ALLOC_COSTLY_ORDER or gfp_mask & (G.__GFP_RETRY_MAYFAIL | G.__GFP_THISNODE):
-        return None, False
-    if ac.highest_zoneidx < _ZONE_NORMAL:
-        return None, False
+    nofail = gfp_mask & G.__GFP_NOFAIL
+    if not nofail:
+        if (order > PAGE_ALLOC_COSTLY_ORDER
+                or gfp_mask & (G.__GFP_RETRY_MAYFAIL | G.__GFP_THISNODE)):
+            return None, False
+        if ac.highest_zoneidx < _ZONE_NORMAL:
+            return None, False
     hook = pgdat.hooks.out_of_memory
-    if hook is None:
-        return None, False
-    return None, hook(gfp_mask, order)
+    progress = hook is not None and hook(gfp_mask, order)
+    if nofail:  # help non-failing allocations with the memory reserves
+        page = __alloc_pages_cpuset_fallback(pgdat, gfp_mask, order, ALLOC_NO_WATERMARKS, ac)
+    return page, progress
+
+
+@kernel(F)
+def __alloc_pages_cpuset_fallback(pgdat: pglist_data, gfp_mask: int, order: int,
+                                  alloc_flags: int, ac: alloc_context) -> Page | None:
+    """Models mm/page_alloc.c:__alloc_pages_cpuset_fallback: with ALLOC_CPUSET, then
+    without (no cpusets here, so the second try only repeats the first)."""
+    page = get_page_from_freelist(pgdat, gfp_mask, order, alloc_flags | ALLOC_CPUSET, ac)
+    if page is None:
+        page = get_page_from_freelist(pgdat, gfp_mask, order, alloc_flags, ac)
+    return page
 
 
 def _current_is_oom_victim(pgdat: pglist_data) -> bool:
@@ -1202,7 +1221,11 @@ def __alloc_pages_slowpath(pgdat: pglist_data, gfp_mask: int, order: int,
             continue
         break
     # nopage:
-    if gfp_mask & G.__GFP_NOFAIL:
+    if gfp_mask & G.__GFP_NOFAIL and can_direct_reclaim:
+        # (without direct reclaim 5.10 warns and fails: a non-sleeping request cannot loop)
+        page = __alloc_pages_cpuset_fallback(pgdat, gfp_mask, order, ALLOC_HARDER, ac)
+        if page is not None:
+            return page
         raise KernelBug("__GFP_NOFAIL", f"order-{order} allocation cannot fail, but nothing "
                         "can be reclaimed or killed: 5.10 would loop here forever")
     pgdat.alloc_failures += 1  # warn_alloc

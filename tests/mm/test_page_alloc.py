@@ -469,3 +469,25 @@ def test_slowpath_asks_the_compaction_gate_for_unmovable_high_orders() -> None:
         assert m.alloc_pages(G.GFP_HIGHUSER_MOVABLE, 1) is None  # movable, not costly
     slow = t.roots[0].find("__alloc_pages_slowpath")
     assert slow is not None and "gfp_pfmemalloc_allowed" not in [c.name for c in slow.children]
+
+
+def test_nofail_takes_the_reserves_before_it_would_loop_forever() -> None:
+    # 5.10 helps __GFP_NOFAIL with the reserves: __alloc_pages_may_oom's
+    # __alloc_pages_cpuset_fallback with ALLOC_NO_WATERMARKS, and nopage's with ALLOC_HARDER;
+    # only when they fail too would it loop forever, which the model reports. Without
+    # direct reclaim it fails like any request.
+    m = Machine(MachineConfig(memory=64 * MiB, pcp=False))
+    m.pgdat.hooks.out_of_memory = None
+    while m.alloc_pages(G.GFP_KERNEL, 0) is not None:
+        pass
+    with Tracer() as t:
+        p = m.alloc_pages(G.GFP_KERNEL | G.__GFP_NOFAIL, 0)
+    assert p is not None
+    slow = t.roots[0].find("__alloc_pages_slowpath")
+    assert slow is not None and slow.path_to("__alloc_pages_cpuset_fallback") == [
+        "__alloc_pages_slowpath", "__alloc_pages_may_oom", "__alloc_pages_cpuset_fallback"]
+    with pytest.raises(KernelBug, match="__GFP_NOFAIL"):
+        while True:
+            m.alloc_pages(G.GFP_KERNEL | G.__GFP_NOFAIL, 0)
+    assert m.alloc_pages(G.__GFP_KSWAPD_RECLAIM | G.__GFP_NOFAIL, 0) is None  # cannot sleep
+    assert check_buddy(m.pgdat) == []
