@@ -432,6 +432,15 @@ def test_gfp_zero_clears_every_page_through_kernel_init_free_pages(m256: Machine
     assert highmem.clear_highpage is page_alloc.clear_highpage
 
 
+def _exhausted() -> Machine:
+    """A 64 MiB machine, no per-cpu lists, no OOM killer, with GFP_KERNEL refused."""
+    m = Machine(MachineConfig(memory=64 * MiB, pcp=False))
+    m.pgdat.hooks.out_of_memory = None
+    while m.alloc_pages(G.GFP_KERNEL, 0) is not None:
+        pass
+    return m
+
+
 def test_should_reclaim_retry_asks_zone_reclaimable_pages() -> None:
     from refmodel.mm import page_alloc, vmscan
 
@@ -452,10 +461,7 @@ def test_slowpath_asks_the_compaction_gate_for_unmovable_high_orders() -> None:
     # 5.10 evaluates can_direct_reclaim && (costly || (order > 0 && !MOVABLE)) &&
     # !gfp_pfmemalloc_allowed() before its first direct compaction; compaction is out of
     # scope, the gate's calls are not.
-    m = Machine(MachineConfig(memory=64 * MiB, pcp=False))
-    m.pgdat.hooks.out_of_memory = None
-    while m.alloc_pages(G.GFP_KERNEL, 0) is not None:
-        pass
+    m = _exhausted()
     with Tracer() as t:
         assert m.alloc_pages(G.GFP_KERNEL, 1) is None
     slow = t.roots[0].find("__alloc_pages_slowpath")
@@ -476,10 +482,7 @@ def test_nofail_takes_the_reserves_before_it_would_loop_forever() -> None:
     # __alloc_pages_cpuset_fallback with ALLOC_NO_WATERMARKS, and nopage's with ALLOC_HARDER;
     # only when they fail too would it loop forever, which the model reports. Without
     # direct reclaim it fails like any request.
-    m = Machine(MachineConfig(memory=64 * MiB, pcp=False))
-    m.pgdat.hooks.out_of_memory = None
-    while m.alloc_pages(G.GFP_KERNEL, 0) is not None:
-        pass
+    m = _exhausted()
     with Tracer() as t:
         p = m.alloc_pages(G.GFP_KERNEL | G.__GFP_NOFAIL, 0)
     assert p is not None
