@@ -38,16 +38,26 @@ from refmodel.arch.x86.pgtable import (
     pmd_free,
     pmd_free_tlb,
     pmd_none_or_clear_bad,
+    pmd_none_or_trans_huge_or_clear_bad,
     pmd_offset,
     pmd_page_vaddr,
     pmd_populate,
     pte_alloc_one,
+    pte_clear_not_present_full,
+    pte_dirty,
     pte_free,
     pte_free_tlb,
     pte_mkclean,
     pte_mkold,
+    pte_none,
     pte_offset_map,
+    pte_pfn,
+    pte_present,
+    pte_special,
+    pte_write,
     pte_wrprotect,
+    pte_young,
+    ptep_get_and_clear_full,
     ptep_set_wrprotect,
     pud_addr_end,
     pud_alloc_one,
@@ -85,13 +95,6 @@ from refmodel.arch.x86.pgtable import (
     pud_present as _pud_present,
 )
 from refmodel.arch.x86.pgtable_types import (
-    _PAGE_ACCESSED,
-    _PAGE_DIRTY,
-    _PAGE_KNL_ERRATUM_MASK,
-    _PAGE_PRESENT,
-    _PAGE_PROTNONE,
-    _PAGE_RW,
-    _PAGE_SPECIAL,
     ENTRY_SIZE,
     MASK64,
     P4D_MASK,
@@ -101,7 +104,6 @@ from refmodel.arch.x86.pgtable_types import (
     PGDIR_MASK,
     PMD_MASK,
     PMD_SIZE,
-    PTE_PFN_MASK,
     PTRS_PER_PMD,
     PTRS_PER_PTE,
     PTRS_PER_PUD,
@@ -314,6 +316,23 @@ def pte_alloc_map(pgdat: pglist_data, mm: mm_struct, pmd: int, address: int) -> 
     return pte_offset_map(pgdat, pmd, address)
 
 
+@kernel(MM_H)
+def pte_offset_map_lock(pgdat: pglist_data, mm: mm_struct, pmd: int, address: int) -> int:
+    """Models the include/linux/mm.h macro pte_offset_map_lock: pte_offset_map (the pte
+    table lock it also takes is not modelled: one CPU)."""
+    return pte_offset_map(pgdat, pmd, address)
+
+
+@kernel(MM_H)
+def pte_alloc_map_lock(pgdat: pglist_data, mm: mm_struct, pmd: int,
+                       address: int) -> int | None:
+    """Models the include/linux/mm.h macro pte_alloc_map_lock: pte_alloc, then
+    pte_offset_map_lock; None if the table could not be allocated."""
+    if pte_alloc(pgdat, mm, pmd):
+        return None
+    return pte_offset_map_lock(pgdat, mm, pmd, address)
+
+
 # --------------------------------------------------------------------------------------------
 # Teardown (mm/memory.c). addr/floor 0 mean the bottom, end/ceiling 0 the top (2**64).
 
@@ -490,14 +509,11 @@ def is_cow_mapping(flags: int) -> bool:
 def vm_normal_page(pgdat: pglist_data, vma: vm_area_struct, addr: int, pte: int) -> Page | None:
     """Models mm/memory.c:vm_normal_page (CONFIG_ARCH_HAS_PTE_SPECIAL): the struct page
     behind a present pte, or None for a special pte (the zero page, VM_PFNMAP)."""
-    if pte & _PAGE_PRESENT:
-        pfn = (pte & PTE_PFN_MASK) >> PAGE_SHIFT
-    else:  # pte_pfn of a PROT_NONE pte: the pfn is stored inverted (L1TF)
-        pfn = ((pte ^ MASK64) & PTE_PFN_MASK) >> PAGE_SHIFT
-    if pte & _PAGE_SPECIAL:
+    pfn = pte_pfn(pte)  # (undoes the PROT_NONE pfn inversion)
+    if pte_special(pte):
         if vma.vm_flags & (VM_PFNMAP | VM_MIXEDMAP):
             return None
-        if pfn == ZERO_PFN:
+        if is_zero_pfn(pfn):
             return None
         raise KernelBug("print_bad_pte", f"special pte {pte:#x} at {addr:#x} in {vma}")
     page = pgdat.mem_map.get(pfn)
@@ -559,10 +575,11 @@ def get_mm_rss(mm: mm_struct) -> int:
 
 @kernel(F)
 def add_mm_rss_vec(mm: mm_struct, rss: list[int]) -> None:
-    """Models mm/memory.c:add_mm_rss_vec."""
+    """Models mm/memory.c:add_mm_rss_vec: add_mm_counter for each counter that moved
+    (sync_mm_rss is left out: the model keeps no per-task rss cache)."""
     for i in range(NR_MM_COUNTERS):
         if rss[i]:
-            mm.rss_stat[i] += rss[i]
+            add_mm_counter(mm, i, rss[i])
 
 
 # --------------------------------------------------------------------------------------------
@@ -573,52 +590,50 @@ def add_mm_rss_vec(mm: mm_struct, rss: list[int]) -> None:
 @kernel(F)
 def zap_pte_range(pgdat: pglist_data, tlb: mmu_gather, vma: vm_area_struct, pmd: int,
                   addr: int, end: int) -> int:
-    """Models mm/memory.c:zap_pte_range: clear every present pte of [addr, end); a dirty
-    file pte dirties its page (and forces a flush of the gathered pages after this table,
-    as 5.10 does); the rss counters drop, the map count drops, the page goes to the
-    mmu_gather (freed at the flush). A full gather stops the loop: flush, then go on.
-    A swap pte drops its slot reference (free_swap_and_cache). Returns the address
-    reached (end)."""
+    """Models mm/memory.c:zap_pte_range: clear every present pte of [addr, end)
+    (ptep_get_and_clear_full); a dirty file pte dirties its page (and forces a flush of the
+    gathered pages after this table, as 5.10 does); the rss counters drop, the map count
+    drops, the page goes to the mmu_gather (freed at the flush). A full gather stops the
+    loop: flush, then go on. A swap pte drops its slot reference (free_swap_and_cache) and
+    is cleared (pte_clear_not_present_full). Returns the address reached (end)."""
     mm = tlb.mm
-    entries = pgdat.pgtables[(read_entry(pgdat, pmd) & PTE_PFN_MASK) >> PAGE_SHIFT]
-    while True:
+    fullmm = tlb.fullmm
+    while True:  # again:
         force_flush = False
         rss = [0, 0, 0, 0]
-        idx = (addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)
+        pte = pte_offset_map_lock(pgdat, mm, pmd, addr)
+        entries = pgdat.pgtables[pte >> PAGE_SHIFT]  # the table *pte reads (in line)
         while True:
-            ptent = entries.get(idx, 0)
-            if ptent & ~_PAGE_KNL_ERRATUM_MASK:  # !pte_none
-                if not ptent & (_PAGE_PRESENT | _PAGE_PROTNONE):
-                    # a swap pte: the slot loses this reference (and its cache page,
-                    # if nothing else needs it)
+            ptent = entries.get((pte >> 3) & 511, 0)
+            if not pte_none(ptent):
+                if pte_present(ptent):
+                    page = vm_normal_page(pgdat, vma, addr, ptent)
+                    ptent = ptep_get_and_clear_full(pgdat, mm, addr, pte, fullmm)
+                    # (tlb_remove_tlb_entry: no TLB in the model)
+                    if page is not None:
+                        if not page.mapping_flags & PAGE_MAPPING_ANON:
+                            if pte_dirty(ptent):
+                                force_flush = True
+                                set_page_dirty(page)
+                            if pte_young(ptent) and not vma.vm_flags & VM_SEQ_READ:
+                                mark_page_accessed(pgdat, page)
+                        rss[mm_counter(page)] -= 1
+                        page_remove_rmap(pgdat, page, False)
+                        if __tlb_remove_page_size(pgdat, tlb, page, PAGE_SIZE):
+                            force_flush = True
+                            addr += PAGE_SIZE
+                            break
+                else:
+                    # a swap pte: the slot loses this reference (and its cache page, if
+                    # nothing else needs it)
                     entry = pte_to_swp_entry(ptent)
                     if non_swap_entry(entry):
                         raise KernelBug("print_bad_pte", f"non-swap entry {ptent:#x}")
                     rss[MM_SWAPENTS] -= 1
                     free_swap_and_cache(pgdat, entry)
-                    del entries[idx]  # pte_clear_not_present_full
-                    addr += PAGE_SIZE
-                    idx += 1
-                    if addr == end:
-                        break
-                    continue
-                page = vm_normal_page(pgdat, vma, addr, ptent)
-                del entries[idx]  # ptep_get_and_clear_full; tlb_remove_tlb_entry
-                if page is not None:
-                    if not page.mapping_flags & PAGE_MAPPING_ANON:
-                        if ptent & _PAGE_DIRTY:
-                            force_flush = True
-                            set_page_dirty(page)
-                        if ptent & _PAGE_ACCESSED and not vma.vm_flags & VM_SEQ_READ:
-                            mark_page_accessed(pgdat, page)
-                    rss[mm_counter(page)] -= 1
-                    page_remove_rmap(pgdat, page, False)
-                    if __tlb_remove_page_size(pgdat, tlb, page, PAGE_SIZE):
-                        force_flush = True
-                        addr += PAGE_SIZE
-                        break
+                    pte_clear_not_present_full(pgdat, mm, addr, pte, fullmm)
+            pte += ENTRY_SIZE
             addr += PAGE_SIZE
-            idx += 1
             if addr == end:
                 break
         add_mm_rss_vec(mm, rss)
@@ -635,7 +650,7 @@ def zap_pmd_range(pgdat: pglist_data, tlb: mmu_gather, vma: vm_area_struct, pud:
     pmd = pmd_offset(pgdat, pud, addr)
     while True:
         next_ = pmd_addr_end(addr, end)
-        if not pmd_none_or_clear_bad(pgdat, pmd):  # pmd_none_or_trans_huge_or_clear_bad
+        if not pmd_none_or_trans_huge_or_clear_bad(pgdat, pmd):
             next_ = zap_pte_range(pgdat, tlb, vma, pmd, addr, next_)
         pmd += ENTRY_SIZE
         addr = next_
@@ -728,7 +743,9 @@ def copy_present_page(dst_vma: vm_area_struct, src_vma: vm_area_struct, addr: in
                       page: Page) -> int:
     """Models mm/memory.c:copy_present_page: 1 ("share it") unless a COW page may be pinned
     for DMA; nothing pins pages in the model (no GUP), so always 1."""
-    return 1
+    if not is_cow_mapping(src_vma.vm_flags):
+        return 1
+    return 1  # src_mm->has_pinned is never set: no page may be pinned
 
 
 @kernel(F)
@@ -748,7 +765,7 @@ def copy_present_pte(pgdat: pglist_data, dst_vma: vm_area_struct, src_vma: vm_ar
         get_page(page)
         page_dup_rmap(page, False)
         rss[mm_counter(page)] += 1
-    if is_cow_mapping(vm_flags) and pte & _PAGE_RW:
+    if is_cow_mapping(vm_flags) and pte_write(pte):
         src_mm = src_vma.vm_mm
         assert src_mm is not None
         ptep_set_wrprotect(pgdat, src_mm, addr, src_pte)
@@ -787,7 +804,7 @@ def copy_pte_range(pgdat: pglist_data, dst_vma: vm_area_struct, src_vma: vm_area
     present pte, add the rss. 0 or -ENOMEM."""
     dst_mm = dst_vma.vm_mm
     assert dst_mm is not None
-    dst_pte = pte_alloc_map(pgdat, dst_mm, dst_pmd, addr)  # pte_alloc_map_lock
+    dst_pte = pte_alloc_map_lock(pgdat, dst_mm, dst_pmd, addr)
     if dst_pte is None:
         return -ENOMEM
     src_pte = pte_offset_map(pgdat, src_pmd, addr)
@@ -795,9 +812,9 @@ def copy_pte_range(pgdat: pglist_data, dst_vma: vm_area_struct, src_vma: vm_area
     rss = [0, 0, 0, 0]
     idx = (src_pte & ~PAGE_MASK) >> 3
     while True:
-        pte = src_entries.get(idx, 0)
-        if pte & ~_PAGE_KNL_ERRATUM_MASK:  # !pte_none
-            if not pte & (_PAGE_PRESENT | _PAGE_PROTNONE):
+        pte = src_entries.get(idx, 0)  # *src_pte
+        if not pte_none(pte):
+            if not pte_present(pte):
                 copy_nonpresent_pte(pgdat, dst_vma, src_vma, dst_pte, pte, addr, rss)
             else:
                 copy_present_pte(pgdat, dst_vma, src_vma, dst_pte, src_pte, addr, rss)
@@ -886,6 +903,8 @@ def copy_page_range(pgdat: pglist_data, dst_vma: vm_area_struct,
     if (not src_vma.vm_flags & (VM_HUGETLB | VM_PFNMAP | VM_MIXEDMAP)
             and src_vma.anon_vma is None):
         return 0
+    # is_cow: in 5.10 only the mmu notifier range and write_protect_seq (not modelled) use it
+    is_cow_mapping(src_vma.vm_flags)
     addr = src_vma.vm_start
     end = src_vma.vm_end
     dst_mm, src_mm = dst_vma.vm_mm, src_vma.vm_mm

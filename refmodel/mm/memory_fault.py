@@ -22,6 +22,7 @@ from refmodel.arch.x86.pgtable import (
     mk_pte,
     pfn_pte,
     pgd_offset,
+    pmd_none,
     pmd_populate,
     pte_alloc_one,
     pte_free,
@@ -29,20 +30,22 @@ from refmodel.arch.x86.pgtable import (
     pte_mkspecial,
     pte_mkwrite,
     pte_mkyoung,
+    pte_none,
     pte_offset_map,
+    pte_pfn,
+    pte_present,
+    pte_write,
+    ptep_get_and_clear,
+    pud_none,
     read_entry,
+    set_pte,
     set_pte_at,
-    write_entry,
 )
 from refmodel.arch.x86.pgtable_types import (
-    _PAGE_KNL_ERRATUM_MASK,
     _PAGE_PRESENT,
-    _PAGE_PROTNONE,
-    _PAGE_RW,
     _PAGE_SOFT_DIRTY,
     PAGE_MASK,
     PAGE_SHIFT,
-    PTE_PFN_MASK,
     PTRS_PER_PTE,
 )
 from refmodel.bugs import KernelBug
@@ -68,6 +71,7 @@ from refmodel.mm.memory import (
     p4d_alloc,
     pmd_alloc,
     pte_alloc,
+    pte_offset_map_lock,
     pud_alloc,
     put_page,
     vm_normal_page,
@@ -117,7 +121,6 @@ MM_H = "include/linux/mm.h"
 PG_uptodate = int(PageFlags.PG_uptodate)
 GFP_KERNEL = G.GFP_KERNEL
 _NO_ENTRIES: dict[int, int] = {}
-_NOT_ERRATUM = ~_PAGE_KNL_ERRATUM_MASK  # pte_none / pmd_none ignore these bits
 PG_mlocked = int(PageFlags.PG_mlocked)
 _SWAPCACHE = int(PageFlags.PG_owner_priv_1 | PageFlags.PG_swapbacked)  # PageSwapCache
 RMAP_EXCLUSIVE = 0x1  # include/linux/rmap.h
@@ -161,9 +164,9 @@ def ptep_set_access_flags(pgdat: pglist_data, vma: vm_area_struct, address: int,
                           entry: int, dirty: int) -> bool:
     """Models arch/x86/mm/pgtable.c:ptep_set_access_flags: store the entry only when it
     changed and the fault was a write (the CPU sets the accessed bit itself)."""
-    changed = read_entry(pgdat, ptep) != entry
+    changed = read_entry(pgdat, ptep) != entry  # !pte_same
     if changed and dirty:
-        write_entry(pgdat, ptep, entry)
+        set_pte(pgdat, ptep, entry)
     return changed
 
 
@@ -204,9 +207,15 @@ def _handle_mm_fault(pgdat: pglist_data, vma: vm_area_struct, address: int,
     pud = pud_alloc(pgdat, mm, p4d, address)
     if pud is None:
         return VM_FAULT_OOM
+    # 5.10 tests pud_none(*pud) && __transparent_hugepage_enabled(vma): pud_none runs even
+    # without THP; the huge-pud branches never apply. (*pud and *pmd are read in line: their
+    # tables exist once pud_alloc / pmd_alloc succeeded.)
+    tables = pgdat.pgtables
+    pud_none(tables[pud >> PAGE_SHIFT].get((pud >> 3) & 511, 0))
     pmd = pmd_alloc(pgdat, mm, pud, address)
     if pmd is None:
         return VM_FAULT_OOM
+    pmd_none(tables[pmd >> PAGE_SHIFT].get((pmd >> 3) & 511, 0))  # the same for the pmd
     # vm_fault(pgdat, vma, address, flags, pgoff, gfp_mask, real_address, pmd, pud)
     return handle_pte_fault(vm_fault(pgdat, vma, address & PAGE_MASK, flags, pgoff, gfp_mask,
                                      address, pmd, pud))
@@ -227,27 +236,28 @@ def handle_pte_fault(vmf: vm_fault) -> int:
         pmdval = tables[pmd >> PAGE_SHIFT][(pmd >> 3) & 511]
     except KeyError:
         pmdval = 0
-    if pmdval & _NOT_ERRATUM:  # !pmd_none
+    if pmd_none(pmdval):
+        vmf.pte = None
+    else:
         pte = vmf.pte = pte_offset_map(pgdat, pmd, vmf.address)
         try:  # the pte table is there (the pmd points at it); its entry often is not
             entry = tables[pte >> PAGE_SHIFT].get((pte >> 3) & 511, 0)
         except KeyError:
             entry = 0
         vmf.orig_pte = entry
-    else:
-        entry = 0  # no pte to read: taken as pte_none below
-    if not entry & _NOT_ERRATUM:  # pmd_none, or pte_none
-        vmf.pte = None
+        if pte_none(entry):
+            vmf.pte = None
+    if vmf.pte is None:
         if vma_is_anonymous(vmf.vma):
             return do_anonymous_page(vmf)
         return do_fault(vmf)
-    if not entry & (_PAGE_PRESENT | _PAGE_PROTNONE):
+    if not pte_present(entry):
         return do_swap_page(vmf)
     if not entry & _PAGE_PRESENT and vmf.vma.vm_flags & (VM_READ | VM_WRITE | VM_EXEC):
         raise KernelBug("model: do_numa_page is not modelled",
                         f"PROT_NONE pte at {vmf.address:#x} in an accessible VMA")
     if vmf.flags & FAULT_FLAG_WRITE:
-        if not entry & _PAGE_RW:
+        if not pte_write(entry):
             return do_wp_page(vmf)
         entry = pte_mkdirty(entry)
     entry = pte_mkyoung(entry)
@@ -286,8 +296,8 @@ def do_anonymous_page(vmf: vm_fault) -> int:
         return VM_FAULT_OOM
     if not vmf.flags & FAULT_FLAG_WRITE:
         entry = pte_mkspecial(pfn_pte(my_zero_pfn(vmf.address), vma.vm_page_prot))
-        vmf.pte = pte_offset_map(pgdat, vmf.pmd, vmf.address)
-        if read_entry(pgdat, vmf.pte) & ~_PAGE_KNL_ERRATUM_MASK:
+        vmf.pte = pte_offset_map_lock(pgdat, mm, vmf.pmd, vmf.address)
+        if not pte_none(read_entry(pgdat, vmf.pte)):
             return 0
         ret = check_stable_address_space(mm)
         if ret:
@@ -304,12 +314,9 @@ def do_anonymous_page(vmf: vm_fault) -> int:
     entry = mk_pte(page, vma.vm_page_prot)
     if vma.vm_flags & VM_WRITE:
         entry = pte_mkwrite(pte_mkdirty(entry))
-    pte = vmf.pte = pte_offset_map(pgdat, vmf.pmd, address)
-    try:  # !pte_none(*vmf->pte): the pte table is there (pte_alloc made sure of it)
-        present = pgdat.pgtables[pte >> PAGE_SHIFT].get((pte >> 3) & 511, 0) & _NOT_ERRATUM
-    except KeyError:
-        present = 0
-    if present:
+    pte = vmf.pte = pte_offset_map_lock(pgdat, mm, vmf.pmd, address)
+    # *vmf->pte: the pte table is there (pte_alloc made sure of it)
+    if not pte_none(pgdat.pgtables[pte >> PAGE_SHIFT].get((pte >> 3) & 511, 0)):
         put_page(pgdat, page)
         return 0
     ret = check_stable_address_space(mm)
@@ -333,7 +340,7 @@ def _do_fault(vmf: vm_fault) -> int:
     vma = vmf.vma
     mm = vma.vm_mm
     assert mm is not None
-    if not read_entry(vmf.pgdat, vmf.pmd) & ~_PAGE_KNL_ERRATUM_MASK and vmf.prealloc_pte is None:
+    if pmd_none(read_entry(vmf.pgdat, vmf.pmd)) and vmf.prealloc_pte is None:
         vmf.prealloc_pte = pte_alloc_one(vmf.pgdat, mm)
         if vmf.prealloc_pte is None:
             return VM_FAULT_OOM
@@ -352,14 +359,16 @@ def pte_alloc_one_map(vmf: vm_fault) -> int:
     pgdat = vmf.pgdat
     mm = vmf.vma.vm_mm
     assert mm is not None
-    if not read_entry(pgdat, vmf.pmd) & ~_PAGE_KNL_ERRATUM_MASK:
+    if pmd_none(read_entry(pgdat, vmf.pmd)):
         if vmf.prealloc_pte is not None:
-            mm_inc_nr_ptes(mm)
-            pmd_populate(pgdat, mm, vmf.pmd, vmf.prealloc_pte)
-            vmf.prealloc_pte = None
+            # (5.10 tests pmd_none again under the pmd lock: still none on one CPU)
+            if pmd_none(read_entry(pgdat, vmf.pmd)):
+                mm_inc_nr_ptes(mm)
+                pmd_populate(pgdat, mm, vmf.pmd, vmf.prealloc_pte)
+                vmf.prealloc_pte = None
         elif pte_alloc(pgdat, mm, vmf.pmd):
             return VM_FAULT_OOM
-    vmf.pte = pte_offset_map(pgdat, vmf.pmd, vmf.address)
+    vmf.pte = pte_offset_map_lock(pgdat, mm, vmf.pmd, vmf.address)
     return 0
 
 
@@ -373,12 +382,14 @@ def alloc_set_pte(vmf: vm_fault, page: Page) -> int:
     mm = vma.vm_mm
     assert mm is not None
     write = vmf.flags & FAULT_FLAG_WRITE
+    # pmd_none(*vmf->pmd) && PageTransCompound(page): no compound page is ever mapped here
+    pmd_none(read_entry(pgdat, vmf.pmd))
     if vmf.pte is None:
         ret = pte_alloc_one_map(vmf)
         if ret:
             return ret
     assert vmf.pte is not None
-    if read_entry(pgdat, vmf.pte) & ~_PAGE_KNL_ERRATUM_MASK:
+    if not pte_none(read_entry(pgdat, vmf.pte)):
         return VM_FAULT_NOPAGE
     entry = mk_pte(page, vma.vm_page_prot)
     if write:
@@ -433,7 +444,7 @@ def do_fault_around(vmf: vm_fault) -> int:
                  + PTRS_PER_PTE - 1)
     end_pgoff = min(end_pgoff, ((vma.vm_end - vma.vm_start) >> PAGE_SHIFT) + vma.vm_pgoff - 1,
                     start_pgoff + nr_pages - 1)
-    if not read_entry(pgdat, vmf.pmd) & ~_PAGE_KNL_ERRATUM_MASK:
+    if pmd_none(read_entry(pgdat, vmf.pmd)):
         vmf.prealloc_pte = pte_alloc_one(pgdat, mm)
         if vmf.prealloc_pte is None:
             vmf.address = address
@@ -444,7 +455,7 @@ def do_fault_around(vmf: vm_fault) -> int:
     ops.map_pages(vmf, start_pgoff, end_pgoff)
     if vmf.pte is not None:
         ptep = vmf.pte - (((vmf.address >> PAGE_SHIFT) - (address >> PAGE_SHIFT)) << 3)
-        if read_entry(pgdat, ptep) & ~_PAGE_KNL_ERRATUM_MASK:
+        if not pte_none(read_entry(pgdat, ptep)):
             ret = VM_FAULT_NOPAGE
     vmf.address = address
     vmf.pte = None
@@ -692,13 +703,13 @@ def cow_user_page(pgdat: pglist_data, dst: Page, src: Page, vmf: vm_fault) -> bo
     return True
 
 
-@kernel("include/linux/pgtable.h")
+@kernel("mm/pgtable-generic.c")
 def ptep_clear_flush(pgdat: pglist_data, vma: vm_area_struct, address: int, ptep: int) -> int:
-    """Models mm/pgtable-generic.c:ptep_clear_flush: clear the pte (and flush the TLB,
-    not modelled); the old value."""
-    old = read_entry(pgdat, ptep)
-    write_entry(pgdat, ptep, 0)
-    return old
+    """Models mm/pgtable-generic.c:ptep_clear_flush (x86 has no variant of its own):
+    ptep_get_and_clear, then a TLB flush (not modelled); the old value."""
+    mm = vma.vm_mm
+    assert mm is not None
+    return ptep_get_and_clear(pgdat, mm, address, ptep)
 
 
 @kernel(F)
@@ -715,7 +726,7 @@ def wp_page_copy(vmf: vm_fault) -> int:
         if old_page is not None:
             put_page(pgdat, old_page)
         return VM_FAULT_OOM
-    if is_zero_pfn((vmf.orig_pte & PTE_PFN_MASK) >> PAGE_SHIFT):
+    if is_zero_pfn(pte_pfn(vmf.orig_pte)):
         new_page = alloc_zeroed_user_highpage_movable(pgdat, vma, vmf.address)
         if new_page is None:
             if old_page is not None:
@@ -730,7 +741,8 @@ def wp_page_copy(vmf: vm_fault) -> int:
         assert old_page is not None
         cow_user_page(pgdat, new_page, old_page, vmf)
     new_page.flags |= PG_uptodate
-    if read_entry(pgdat, vmf.pte) != vmf.orig_pte:
+    vmf.pte = pte_offset_map_lock(pgdat, mm, vmf.pmd, vmf.address)  # re-check the pte
+    if read_entry(pgdat, vmf.pte) != vmf.orig_pte:  # !pte_same
         # the pte changed while the new page was allocated (reclaim may have swapped the
         # old page out): give up; the access faults again
         put_page(pgdat, new_page)
@@ -759,8 +771,10 @@ def wp_page_copy(vmf: vm_fault) -> int:
 @kernel(F)
 def finish_mkwrite_fault(vmf: vm_fault) -> int:
     """Models mm/memory.c:finish_mkwrite_fault: the pte unchanged → wp_page_reuse."""
-    assert vmf.pte is not None
-    if read_entry(vmf.pgdat, vmf.pte) != vmf.orig_pte:
+    mm = vmf.vma.vm_mm
+    assert mm is not None
+    vmf.pte = pte_offset_map_lock(vmf.pgdat, mm, vmf.pmd, vmf.address)
+    if read_entry(vmf.pgdat, vmf.pte) != vmf.orig_pte:  # !pte_same
         return VM_FAULT_NOPAGE
     wp_page_reuse(vmf)
     return 0

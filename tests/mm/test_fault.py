@@ -42,7 +42,7 @@ from refmodel.mm.mmzone import pfn_to_page
 from refmodel.mm.types import PageAnon
 from refmodel.mm.vm_flags import VM_READ, VM_WRITE
 from refmodel.task import Task
-from refmodel.trace import Tracer, lookup
+from refmodel.trace import CallNode, Tracer, lookup
 from tests.fault_helpers import assert_invariants, pte_of, small_machine
 
 RW = PROT_READ | PROT_WRITE
@@ -550,4 +550,135 @@ def test_mprotect_making_a_locked_private_mapping_writable_breaks_cow_at_once() 
     assert pte_pfn(pte_of(m, t, a)) == ZERO_PFN
     assert m.mprotect(t.mm, a, 0x2000, RW) == 0
     assert t.mm.rss_stat[MM_ANONPAGES] == 2 and pte_of(m, t, a) & _PAGE_RW
+    assert_invariants(m)
+
+
+# --------------------------------------------------------------------------------------------
+# The registered helpers 5.10's fault path calls appear on the trace (not written out in line)
+
+
+def _kids(node: CallNode | None) -> list[str]:
+    assert node is not None
+    return [c.name for c in node.children]
+
+
+def test_handle_mm_fault_tests_pud_none_and_pmd_none_as_5_10_does_without_thp() -> None:
+    m, t, a = _setup()
+    with Tracer() as tr:
+        m.write(t, a, b"x")
+    # 5.10: pud_none(*pud) && __transparent_hugepage_enabled(vma), and the same for the pmd:
+    # the none tests run even with THP off
+    assert _kids(tr.roots[0].find("__handle_mm_fault")) == [
+        "linear_page_index", "__get_fault_gfp_mask", "pgd_offset", "p4d_alloc", "pud_alloc",
+        "pud_none", "pmd_alloc", "pmd_none", "handle_pte_fault"]
+
+
+def test_handle_pte_fault_tests_pmd_none_pte_none_pte_present_pte_write() -> None:
+    m, t, a = _setup()
+    with Tracer() as tr:
+        m.write(t, a, b"x")  # a new pte table: the pmd is still none
+    assert _kids(tr.roots[0].find("handle_pte_fault")) == [
+        "pmd_none", "vma_is_anonymous", "do_anonymous_page"]
+    with Tracer() as tr:
+        m.write(t, a + 0x1000, b"x")  # the table is there, the pte is none
+    assert _kids(tr.roots[0].find("handle_pte_fault")) == [
+        "pmd_none", "pte_offset_map", "pte_none", "vma_is_anonymous", "do_anonymous_page"]
+    c = m.fork(t)
+    assert isinstance(c, Task)
+    with Tracer() as tr:
+        m.write(c, a, b"y")  # present, read-only after fork
+    assert _kids(tr.roots[0].find("handle_pte_fault")) == [
+        "pmd_none", "pte_offset_map", "pte_none", "pte_present", "pte_write", "do_wp_page"]
+    assert_invariants(m)
+
+
+def test_do_anonymous_page_rechecks_pte_none_under_pte_offset_map_lock_on_both_paths() -> None:
+    m, t, a = _setup()
+    with Tracer() as tr:
+        m.write(t, a, b"x")
+    assert _kids(tr.roots[0].find("do_anonymous_page")) == [
+        "pte_alloc", "anon_vma_prepare", "alloc_zeroed_user_highpage_movable", "mk_pte",
+        "pte_mkdirty", "pte_mkwrite", "pte_offset_map_lock", "pte_none",
+        "check_stable_address_space", "inc_mm_counter", "page_add_new_anon_rmap",
+        "lru_cache_add_inactive_or_unevictable", "set_pte_at"]
+    with Tracer() as tr:
+        m.read(t, a + 0x1000, 1)  # the zero page
+    assert _kids(tr.roots[0].find("do_anonymous_page")) == [
+        "pte_alloc", "my_zero_pfn", "pfn_pte", "pte_mkspecial", "pte_offset_map_lock",
+        "pte_none", "check_stable_address_space", "set_pte_at"]
+
+
+def test_wp_page_copy_tests_the_old_pfn_and_retakes_the_pte_before_replacing_it() -> None:
+    m, t, a = _setup()
+    m.write(t, a, b"x")
+    m.read(t, a + 0x1000, 1)  # the zero page
+    c = m.fork(t)
+    assert isinstance(c, Task)
+    with Tracer() as tr:
+        m.write(c, a, b"y")
+    wpc = tr.roots[0].find("wp_page_copy")
+    assert _kids(wpc) == [
+        "anon_vma_prepare", "pte_pfn", "is_zero_pfn", "alloc_page_vma", "cow_user_page",
+        "pte_offset_map_lock", "mk_pte", "pte_mkdirty", "maybe_mkwrite", "ptep_clear_flush",
+        "page_add_new_anon_rmap", "lru_cache_add_inactive_or_unevictable", "set_pte_at",
+        "page_remove_rmap", "put_page", "put_page"]
+    assert wpc is not None
+    # ptep_clear_flush is mm/pgtable-generic.c's (x86 has none of its own)
+    assert wpc.path_to("native_ptep_get_and_clear") == [
+        "wp_page_copy", "ptep_clear_flush", "ptep_get_and_clear", "native_ptep_get_and_clear"]
+    kf = lookup("ptep_clear_flush")
+    assert kf is not None and kf.file == "mm/pgtable-generic.c"
+    with Tracer() as tr:
+        m.write(c, a + 0x1000, b"z")  # the zero page: is_zero_pfn(pte_pfn(orig_pte))
+    wpc = tr.roots[0].find("wp_page_copy")
+    assert _kids(wpc)[:5] == ["anon_vma_prepare", "pte_pfn", "is_zero_pfn",
+                              "alloc_zeroed_user_highpage_movable", "pte_offset_map_lock"]
+    assert wpc is not None and wpc.children[2].result == "True"
+    assert_invariants(m)
+
+
+def test_ptep_set_access_flags_stores_through_set_pte_only_when_changed_and_dirty() -> None:
+    from refmodel.arch.x86.pgtable import pte_mkclean
+    from refmodel.arch.x86.walk import walk
+    from refmodel.mm.memory_fault import ptep_set_access_flags
+
+    m, t, a = _setup()
+    m.write(t, a, b"x")
+    assert t.mm is not None and t.mm.mmap is not None
+    ptep = walk(m.pgdat, t.mm.pgd, a).steps[-1].entry_addr
+    pte = pte_of(m, t, a)
+    clean = pte_mkclean(pte)
+    with Tracer() as tr:
+        assert ptep_set_access_flags(m.pgdat, t.mm.mmap, a, ptep, pte, 1) is False
+        assert ptep_set_access_flags(m.pgdat, t.mm.mmap, a, ptep, clean, 0)  # not stored
+    assert pte_of(m, t, a) == pte
+    with Tracer() as tr2:
+        assert ptep_set_access_flags(m.pgdat, t.mm.mmap, a, ptep, clean, 1)
+    assert [r.names() for r in tr.roots] == [["ptep_set_access_flags"]] * 2
+    assert tr2.roots[0].names() == ["ptep_set_access_flags", "set_pte", "native_set_pte"]
+    assert pte_of(m, t, a) == clean
+
+
+def test_file_fault_path_tests_pmd_none_and_pte_none_as_5_10_does() -> None:
+    m = small_machine()
+    t = m.spawn()
+    assert t.mm is not None
+    f = m.create_file("f", b"abcdefgh" * 1024)
+    a = m.mmap(t.mm, 0, 0x2000, RW, MAP_SHARED, f, 0)
+    with Tracer() as tr:
+        m.read(t, a, 1)  # cold cache, no pte table yet
+    r = tr.roots[0]
+    assert _kids(r.find("do_fault_around")) == ["pmd_none", "pte_alloc_one", "filemap_map_pages"]
+    assert _kids(r.find("__do_fault")) == ["pmd_none", "filemap_fault"]
+    assert _kids(r.find("alloc_set_pte"))[:3] == ["pmd_none", "pte_alloc_one_map", "pte_none"]
+    # pmd_none, then again under the pmd lock before the preallocated table goes in
+    assert _kids(r.find("pte_alloc_one_map")) == [
+        "pmd_none", "pmd_none", "mm_inc_nr_ptes", "pmd_populate", "pte_offset_map_lock"]
+    with Tracer() as tr:
+        m.write(t, a, b"Z")  # wp_page_shared → finish_mkwrite_fault → wp_page_reuse
+    r = tr.roots[0]
+    assert _kids(r.find("finish_mkwrite_fault")) == ["pte_offset_map_lock", "wp_page_reuse"]
+    psaf = r.find("ptep_set_access_flags")
+    assert psaf is not None and psaf.names() == [
+        "ptep_set_access_flags", "set_pte", "native_set_pte"]
     assert_invariants(m)

@@ -182,3 +182,118 @@ def test_vm_area_dup_copies_every_field_but_the_links_and_the_chain() -> None:
             assert new.anon_vma_chain == [] and new.anon_vma_chain is not orig.anon_vma_chain
         else:
             assert getattr(new, f.name) is getattr(orig, f.name), f.name
+
+
+# --------------------------------------------------------------------------------------------
+# The registered helpers 5.10's fork and zap paths call appear on the trace
+
+
+def _kids(node: CallNode | None) -> list[str]:
+    assert node is not None
+    return [c.name for c in node.children]
+
+
+def test_fork_copy_path_calls_5_10s_pte_tests_and_pte_alloc_map_lock() -> None:
+    m = small_machine()
+    p = m.spawn()
+    assert p.mm is not None
+    a = m.mmap(p.mm, 0, 0x2000, RW, ANON)
+    m.write(p, a, b"p")  # page 0 present, page 1 none
+    with Tracer() as tr:
+        c = m.fork(p)
+    assert isinstance(c, Task)
+    root = tr.roots[0]
+    cpr = root.find("copy_page_range")
+    # is_cow_mapping(src_vma->vm_flags) after the early skip, before the walk
+    assert _kids(cpr)[:2] == ["is_cow_mapping", "pgd_offset"]
+    # copy_pte_range: pte_alloc_map_lock (not pte_alloc_map); pte_none for every pte,
+    # pte_present for the one that is not none; add_mm_rss_vec → add_mm_counter (anon only)
+    cpte = root.find("copy_pte_range")
+    assert _kids(cpte) == ["pte_alloc_map_lock", "pte_offset_map", "pte_none", "pte_present",
+                           "copy_present_pte", "pte_none", "add_mm_rss_vec"]
+    assert cpte is not None and _kids(cpte.children[-1]) == ["add_mm_counter"]
+    # copy_present_pte: vm_normal_page (pte_pfn, pte_special), copy_present_page
+    # (is_cow_mapping first), then is_cow_mapping(vm_flags) && pte_write(pte)
+    cpp = root.find("copy_present_pte")
+    assert _kids(cpp) == ["vm_normal_page", "copy_present_page", "get_page", "page_dup_rmap",
+                          "mm_counter", "is_cow_mapping", "pte_write", "ptep_set_wrprotect",
+                          "pte_wrprotect", "pte_mkold", "set_pte_at"]
+    assert _kids(root.find("vm_normal_page")) == ["pte_pfn", "pte_special"]
+    assert _kids(root.find("copy_present_page")) == ["is_cow_mapping"]
+    assert_invariants(m)
+
+
+def test_exit_zaps_through_pte_offset_map_lock_and_the_fullmm_clear() -> None:
+    m = small_machine()
+    p = m.spawn()
+    assert p.mm is not None
+    a = m.mmap(p.mm, 0, 0x2000, RW, ANON)
+    m.write(p, a, b"p")
+    with Tracer() as tr:
+        m.exit(p)
+    root = tr.roots[0]
+    zpmd = root.find("zap_pmd_range")
+    # 5.10's zap walk tests pmd_none_or_trans_huge_or_clear_bad, not pmd_none_or_clear_bad
+    assert "pmd_none_or_trans_huge_or_clear_bad" in _kids(zpmd)
+    assert zpmd is not None and "pmd_none_or_clear_bad" not in zpmd.names()
+    zpte = root.find("zap_pte_range")
+    assert _kids(zpte) == [
+        "pte_offset_map_lock", "pte_none", "pte_present", "vm_normal_page",
+        "ptep_get_and_clear_full", "mm_counter", "page_remove_rmap", "__tlb_remove_page_size",
+        "pte_none", "add_mm_rss_vec"]
+    assert zpte is not None and "pte_dirty" not in zpte.names()  # an anon page: not asked
+    # exit_mmap's gather is fullmm: the local clear, no xchg
+    assert zpte.path_to("native_set_pte") == [
+        "zap_pte_range", "ptep_get_and_clear_full", "native_local_ptep_get_and_clear",
+        "native_pte_clear", "native_set_pte"]
+    assert not m.pgdat.allocated
+
+
+def test_munmap_of_a_file_mapping_zaps_with_ptep_get_and_clear_and_reads_dirty_young() -> None:
+    m = small_machine()
+    t = m.spawn()
+    assert t.mm is not None
+    f = m.create_file("f", b"abcdefgh" * 1024)
+    a = m.mmap(t.mm, 0, 0x1000, RW, MAP_SHARED, f, 0)
+    m.write(t, a, b"W")
+    with Tracer() as tr:
+        assert m.munmap(t.mm, a, 0x1000) == 0
+    zpte = tr.roots[0].find("zap_pte_range")
+    kids = _kids(zpte)
+    # a file page: pte_dirty and pte_young of the cleared pte, as 5.10 (not for anon pages)
+    assert kids[:7] == ["pte_offset_map_lock", "pte_none", "pte_present", "vm_normal_page",
+                        "ptep_get_and_clear_full", "pte_dirty", "set_page_dirty"]
+    assert "pte_young" in kids
+    assert zpte is not None and zpte.path_to("native_ptep_get_and_clear") == [
+        "zap_pte_range", "ptep_get_and_clear_full", "ptep_get_and_clear",
+        "native_ptep_get_and_clear"]
+    assert_invariants(m)
+
+
+def test_zapping_a_swap_pte_clears_it_with_pte_clear_not_present_full() -> None:
+    from refmodel.config import MachineConfig, MiB
+    from refmodel.machine import Machine
+    from refmodel.mm import gfp as G
+    from refmodel.mm.mmzone import LRU_INACTIVE_ANON
+    from refmodel.mm.swapops import is_swap_pte
+    from refmodel.mm.vmscan import DEF_PRIORITY, scan_control, shrink_inactive_list
+
+    m = Machine(MachineConfig(memory=64 * MiB, swap=4 * MiB))
+    t = m.spawn()
+    assert t.mm is not None
+    a = m.mmap(t.mm, 0, 0x1000, RW, ANON)
+    m.write(t, a, b"s")
+    sc = scan_control(nr_to_reclaim=32, gfp_mask=G.GFP_KERNEL, reclaim_idx=3,
+                      priority=DEF_PRIORITY, may_writepage=1, may_unmap=1, may_swap=1)
+    for _ in range(2):  # the first pass may only age the page
+        shrink_inactive_list(m.pgdat, 1, m.pgdat.node_lruvec, sc, LRU_INACTIVE_ANON)
+    assert is_swap_pte(pte_of(m, t, a))
+    with Tracer() as tr:
+        m.exit(t)
+    zpte = tr.roots[0].find("zap_pte_range")
+    kids = _kids(zpte)
+    assert kids[:3] == ["pte_offset_map_lock", "pte_none", "pte_present"]
+    assert "free_swap_and_cache" in kids and "ptep_get_and_clear_full" not in kids
+    assert zpte is not None and zpte.path_to("native_set_pte") == [
+        "zap_pte_range", "pte_clear_not_present_full", "pte_clear", "native_pte_clear",
+        "native_set_pte"]

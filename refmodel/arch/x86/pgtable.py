@@ -596,7 +596,9 @@ def set_pte_at(pgdat: pglist_data, mm: mm_struct, addr: int, ptep: int, pte: int
 
 
 @kernel(PGT64_H)
-def native_pte_clear(pgdat: pglist_data, mm: mm_struct, addr: int, ptep: int) -> None:
+def native_pte_clear(pgdat: pglist_data, mm: mm_struct | None, addr: int, ptep: int) -> None:
+    """Models asm/pgtable_64.h:native_pte_clear: native_set_pte of an empty pte (mm and addr
+    unused; native_local_ptep_get_and_clear passes none)."""
     native_set_pte(pgdat, ptep, 0)
 
 
@@ -621,6 +623,34 @@ def native_ptep_get_and_clear(pgdat: pglist_data, ptep: int) -> int:
 def ptep_get_and_clear(pgdat: pglist_data, mm: mm_struct, addr: int, ptep: int) -> int:
     """Models asm/pgtable.h:ptep_get_and_clear: the old pte; the slot is left zero."""
     return native_ptep_get_and_clear(pgdat, ptep)
+
+
+@kernel(PGT_H)
+def native_local_ptep_get_and_clear(pgdat: pglist_data, ptep: int) -> int:
+    """Models asm/pgtable.h:native_local_ptep_get_and_clear: read the pte, then
+    native_pte_clear it (no xchg: nobody else can touch a dying mm's ptes)."""
+    res = read_entry(pgdat, ptep)
+    native_pte_clear(pgdat, None, 0, ptep)
+    return res
+
+
+@kernel(PGT_H)
+def ptep_get_and_clear_full(pgdat: pglist_data, mm: mm_struct, addr: int, ptep: int,
+                            full: bool) -> int:
+    """Models asm/pgtable.h:ptep_get_and_clear_full: when the whole mm is going away
+    (``full``, the mmu_gather's fullmm) native_local_ptep_get_and_clear, else
+    ptep_get_and_clear. The old pte."""
+    if full:
+        return native_local_ptep_get_and_clear(pgdat, ptep)
+    return ptep_get_and_clear(pgdat, mm, addr, ptep)
+
+
+@kernel(LINUX_PGT_H)
+def pte_clear_not_present_full(pgdat: pglist_data, mm: mm_struct, address: int, ptep: int,
+                               full: bool) -> None:
+    """Models linux/pgtable.h:pte_clear_not_present_full (x86 has no variant of its own):
+    pte_clear, whatever ``full`` says."""
+    pte_clear(pgdat, mm, address, ptep)
 
 
 @kernel(PGT_H)
@@ -756,6 +786,20 @@ def pud_none_or_clear_bad(pgdat: pglist_data, pud: int) -> bool:
 
 @kernel(LINUX_PGT_H)
 def pmd_none_or_clear_bad(pgdat: pglist_data, pmd: int) -> bool:
+    val = pgdat.pgtables.get(pmd >> PAGE_SHIFT, _NO_ENTRIES).get((pmd >> 3) & 511, 0)
+    if pmd_none(val):
+        return True
+    if pmd_bad(val):
+        pmd_clear_bad(pgdat, pmd)
+        return True
+    return False
+
+
+@kernel(LINUX_PGT_H)
+def pmd_none_or_trans_huge_or_clear_bad(pgdat: pglist_data, pmd: int) -> bool:
+    """Models linux/pgtable.h:pmd_none_or_trans_huge_or_clear_bad (the zap walk's test): as
+    pmd_none_or_clear_bad, since without THP no pmd is trans-huge (pmd_trans_huge is 0 and
+    the THP-migration !pmd_present test is compiled out)."""
     val = pgdat.pgtables.get(pmd >> PAGE_SHIFT, _NO_ENTRIES).get((pmd >> 3) & 511, 0)
     if pmd_none(val):
         return True
