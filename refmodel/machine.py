@@ -148,8 +148,16 @@ class Machine:
 
     # Tasks: spawn (a fresh process as exec leaves it), fork, exit.
     def spawn(self, comm: str = "init") -> Task:
-        """A new task with a fresh address space (new_mm)."""
-        t = Task(self.next_pid, comm, self.new_mm())
+        """A new task with a fresh address space (new_mm). Its page-table allocation may
+        wake kswapd or get another task OOM-killed: like every task operation, spawn ends at
+        the deterministic point where those run (with no current task: exec's caller is
+        not modelled)."""
+        self._enter(None)
+        try:
+            mm = self.new_mm()
+        finally:
+            self._leave()
+        t = Task(self.next_pid, comm, mm)
         self.next_pid += 1
         self.tasks[t.pid] = t
         return t

@@ -513,3 +513,18 @@ def test_a_parent_killed_during_its_fork_gets_no_child(monkeypatch: pytest.Monke
     assert set(m.tasks) == pids - {parent.pid}  # no child; the parent exited (do_exit)
     # the child's copy went with mmput: nothing of it is left allocated
     assert set(m.pgdat.allocated) <= baseline and check_buddy(m.pgdat) == []
+
+
+def test_a_task_killed_while_spawn_allocates_exits_when_spawn_returns() -> None:
+    # The fuzz profile's counterexample: spawn's pgd allocation ran the OOM killer outside
+    # the operation bracket, so its victim was still alive after the operation.
+    m = Machine(MachineConfig(memory=48 * MiB))
+    m.spawn()  # pid 1, never killed
+    t, _ = _toucher(m, "hog", 3000)
+    while m.alloc_pages(G.GFP_KERNEL | G.__GFP_NORETRY, 0) is not None:
+        pass  # down to the min watermark, without an OOM kill
+    assert t.mm is not None and not t.sigkill_pending
+    new = m.spawn("late")
+    assert new.mm is not None
+    assert t.mm is None and t.pid not in m.tasks  # killed for the pgd, and gone
+    assert no_killed_task_survives(m.tasks.values()) == []
