@@ -12,9 +12,10 @@ Issue 6 adds the pages behind the ptes: vm_normal_page, the mm counters (rss_sta
 through the mmu_gather) and fork's copy_page_range → copy_p4d/pud/pmd/pte_range →
 copy_present_pte. The fault handlers of mm/memory.c are in refmodel.mm.memory_fault.
 
-Locks and barriers are not modelled (one CPU). VMAs come with mmap, so free_pgtables takes
-the VMA list as sorted (vm_start, vm_end) ranges (no hugetlb VMAs; unlink_anon_vmas and
-unlink_file_vma have nothing to do yet).
+Locks and barriers are not modelled (one CPU). free_pgtables walks the VMA list (no hugetlb
+VMAs) and unlinks each VMA from its anon_vmas and its file first, as 5.10 does; the file
+half of that (unlink_file_vma, __remove_shared_vm_struct of mm/mmap.c) lives here for it,
+and refmodel.mm.mmap re-exports both.
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ from refmodel.mm.mm_types import mm_struct, vm_area_struct
 from refmodel.mm.mmu_gather import __tlb_remove_page_size, mmu_gather, tlb_flush_mmu
 from refmodel.mm.mmzone import pfn_to_page, pglist_data
 from refmodel.mm.page_writeback import set_page_dirty
-from refmodel.mm.rmap import page_dup_rmap, page_remove_rmap
+from refmodel.mm.rmap import page_dup_rmap, page_remove_rmap, unlink_anon_vmas
 from refmodel.mm.swap import mark_page_accessed
 from refmodel.mm.swap import put_page as put_page  # include/linux/mm.h, modelled in swap.py
 from refmodel.mm.swap_state import free_swap_and_cache
@@ -461,20 +462,41 @@ def free_pgd_range(pgdat: pglist_data, tlb: mmu_gather, addr: int, end: int, flo
 
 
 @kernel(F)
-def free_pgtables(pgdat: pglist_data, tlb: mmu_gather, vmas: list[tuple[int, int]],
+def free_pgtables(pgdat: pglist_data, tlb: mmu_gather, vma: vm_area_struct | None,
                   floor: int, ceiling: int) -> None:
-    """Models mm/memory.c:free_pgtables over a VMA list given as sorted (vm_start, vm_end):
-    VMAs less than a PMD_SIZE apart are freed together, each group bounded by the next
-    group's start (or ``ceiling``) and the same ``floor``."""
-    n = len(vmas)
-    i = 0
-    while i < n:
-        addr, vm_end = vmas[i]
-        i += 1  # i: the first VMA past the group
-        while i < n and vmas[i][0] <= vm_end + PMD_SIZE:
-            vm_end = vmas[i][1]
-            i += 1
-        free_pgd_range(pgdat, tlb, addr, vm_end, floor, vmas[i][0] if i < n else ceiling)
+    """Models mm/memory.c:free_pgtables over the VMA list from ``vma`` (vm_next links):
+    each VMA leaves rmap (unlink_anon_vmas) and its file (unlink_file_vma) first; VMAs less
+    than a PMD_SIZE apart have their tables freed together, each group bounded by the next
+    VMA's start (or ``ceiling``) and the same ``floor``."""
+    while vma is not None:
+        nxt = vma.vm_next
+        addr = vma.vm_start
+        unlink_anon_vmas(vma)
+        unlink_file_vma(vma)
+        while nxt is not None and nxt.vm_start <= vma.vm_end + PMD_SIZE:
+            vma = nxt
+            nxt = vma.vm_next
+            unlink_anon_vmas(vma)
+            unlink_file_vma(vma)
+        free_pgd_range(pgdat, tlb, addr, vma.vm_end, floor,
+                       nxt.vm_start if nxt is not None else ceiling)
+        vma = nxt
+
+
+@kernel("mm/mmap.c")
+def __remove_shared_vm_struct(vma: vm_area_struct) -> None:
+    """Models mm/mmap.c:__remove_shared_vm_struct: out of the file's i_mmap tree."""
+    if vma.vm_file is not None:
+        m = vma.vm_file.f_mapping
+        m.i_mmap[:] = [v for v in m.i_mmap if v is not vma]
+
+
+@kernel("mm/mmap.c")
+def unlink_file_vma(vma: vm_area_struct) -> None:
+    """Models mm/mmap.c:unlink_file_vma (free_pgtables' per-VMA unlink): only a file VMA
+    has an i_mmap tree to leave."""
+    if vma.vm_file is not None:
+        __remove_shared_vm_struct(vma)
 
 
 

@@ -15,7 +15,11 @@ from refmodel.bugs import KernelBug
 from refmodel.errno import Errno, is_err_value
 from refmodel.fs import FMODE_READ, FMODE_WRITE, file, fput, get_file
 from refmodel.kernel.fork import vm_area_alloc, vm_area_dup, vm_area_free
+from refmodel.mm.memory import (  # the last two are mm/mmap.c's, modelled there (free_pgtables)
+    __remove_shared_vm_struct as __remove_shared_vm_struct,
+)
 from refmodel.mm.memory import free_pgtables, unmap_vmas
+from refmodel.mm.memory import unlink_file_vma as unlink_file_vma
 from refmodel.mm.mm_types import anon_vma as anon_vma_t
 from refmodel.mm.mm_types import mm_struct, vm_area_struct
 from refmodel.mm.mman import (
@@ -341,22 +345,6 @@ def __vma_link_file(vma: vm_area_struct) -> None:
     """Models mm/mmap.c:__vma_link_file: a file VMA joins its mapping's i_mmap tree."""
     if vma.vm_file is not None:
         vma.vm_file.f_mapping.i_mmap.append(vma)
-
-
-@kernel(F)
-def __remove_shared_vm_struct(vma: vm_area_struct) -> None:
-    """Models mm/mmap.c:__remove_shared_vm_struct: out of the file's i_mmap tree."""
-    if vma.vm_file is not None:
-        m = vma.vm_file.f_mapping
-        m.i_mmap[:] = [v for v in m.i_mmap if v is not vma]
-
-
-@kernel(F)
-def unlink_file_vma(vma: vm_area_struct) -> None:
-    """Models mm/mmap.c:unlink_file_vma (free_pgtables' per-VMA unlink): only a file VMA
-    has an i_mmap tree to leave."""
-    if vma.vm_file is not None:
-        __remove_shared_vm_struct(vma)
 
 
 @kernel(F)
@@ -1072,27 +1060,23 @@ def detach_vmas_to_be_unmapped(mm: mm_struct, vma: vm_area_struct,
 @kernel(F)
 def unmap_region(mm: mm_struct, vmas: list[vm_area_struct], prev: vm_area_struct | None,
                  start: int, end: int) -> None:
-    """Models mm/mmap.c:unmap_region: zap the range's pages (unmap_vmas) and free the page
-    tables nobody else needs (free_pgtables between prev's end and next's start). The
-    unlink_anon_vmas that 5.10's free_pgtables does per VMA is done here, before it, because
-    the page-table part's free_pgtables takes the VMAs as plain ranges."""
+    """Models mm/mmap.c:unmap_region: drain the LRU pagevecs, zap the range's pages
+    (unmap_vmas) and free the page tables nobody else needs (free_pgtables, which also
+    unlinks each VMA from rmap and its file, between prev's end and next's start)."""
     next_ = mm.mmap if prev is None else prev.vm_next  # vma_next
     pgdat = mm.pgdat
     if pgdat is not None:
         lru_add_drain(pgdat)
-    for v in vmas:
-        unlink_anon_vmas(v)
-        unlink_file_vma(v)
     if pgdat is None or not mm.pgd:
-        return  # an mm without page tables (unit tests of the VMA layer alone)
+        for v in vmas:  # an mm without page tables (unit tests of the VMA layer alone)
+            unlink_anon_vmas(v)
+            unlink_file_vma(v)
+        return
     tlb = tlb_gather_mmu(pgdat, mm, start, end)
     unmap_vmas(pgdat, tlb, vmas[0] if vmas else None, start, end)
     floor = prev.vm_end if prev is not None else FIRST_USER_ADDRESS
     ceiling = next_.vm_start if next_ is not None else USER_PGTABLES_CEILING
-    ranges = []  # (a plain loop: a comprehension is one more call, for mostly one VMA)
-    for v in vmas:
-        ranges.append((v.vm_start, v.vm_end))
-    free_pgtables(pgdat, tlb, ranges, floor, ceiling)
+    free_pgtables(pgdat, tlb, vmas[0] if vmas else None, floor, ceiling)
     tlb_finish_mmu(pgdat, tlb, start, end)
 
 

@@ -14,7 +14,6 @@ from refmodel.mm import mmap as _mmap
 from refmodel.mm.memory import free_pgtables, unmap_vmas
 from refmodel.mm.mm_types import MMF_OOM_SKIP, mm_struct, vm_area_struct
 from refmodel.mm.mmu_gather import tlb_finish_mmu, tlb_gather_mmu
-from refmodel.mm.rmap import unlink_anon_vmas
 from refmodel.mm.swap import lru_add_drain
 from refmodel.mm.vm_flags import VM_ACCOUNT
 from refmodel.mm.vma_index import VmaIndex
@@ -44,17 +43,10 @@ def exit_mmap(mm: mm_struct) -> None:
     lru_add_drain(pgdat)
     tlb = tlb_gather_mmu(pgdat, mm, 0, ULONG_MAX)
     unmap_vmas(pgdat, tlb, vma, 0, ULONG_MAX)
-    ranges = []
-    v: vm_area_struct | None = vma
-    while v is not None:  # free_pgtables unlinks each VMA from its anon_vmas and file
-        unlink_anon_vmas(v)
-        _mmap.unlink_file_vma(v)
-        ranges.append((v.vm_start, v.vm_end))
-        v = v.vm_next
-    free_pgtables(pgdat, tlb, ranges, FIRST_USER_ADDRESS, USER_PGTABLES_CEILING)
+    free_pgtables(pgdat, tlb, vma, FIRST_USER_ADDRESS, USER_PGTABLES_CEILING)
     tlb_finish_mmu(pgdat, tlb, 0, ULONG_MAX)
     nr_accounted = 0
-    v = vma
+    v: vm_area_struct | None = vma
     while v is not None:
         nxt = v.vm_next
         if v.vm_flags & VM_ACCOUNT:

@@ -40,7 +40,7 @@ from refmodel.mm.memory import (
     pte_alloc_map_lock,
     pte_offset_map_lock,
 )
-from refmodel.mm.mm_types import mm_struct
+from refmodel.mm.mm_types import mm_struct, vm_area_struct
 from refmodel.mm.mmu_gather import tlb_finish_mmu, tlb_gather_mmu
 from refmodel.mm.types import PageType
 from refmodel.mm.vm_flags import VM_READ, VM_WRITE
@@ -164,7 +164,9 @@ def test_free_pgtables_groups_ranges_closer_than_a_pmd() -> None:
     for x in (a, b):
         populate_pte(m.pgdat, mm, x)
     tlb = tlb_gather_mmu(m.pgdat, mm, 0, (1 << 64) - 1)
-    free_pgtables(m.pgdat, tlb, [(a, a + 0x1000), (b, b + 0x1000)], 0, 0)
+    vb = vm_area_struct(vm_start=b, vm_end=b + 0x1000)
+    va = vm_area_struct(vm_start=a, vm_end=a + 0x1000, vm_next=vb)
+    free_pgtables(m.pgdat, tlb, va, 0, 0)
     tlb_finish_mmu(m.pgdat, tlb, 0, (1 << 64) - 1)
     assert mm.pgtables_bytes == 0 and list(m.pgdat.pgtables) == [mm.pgd]
 

@@ -523,8 +523,8 @@ def test_a_task_killed_while_spawn_allocates_exits_when_spawn_returns() -> None:
     t, _ = _toucher(m, "hog", 3000)
     while m.alloc_pages(G.GFP_KERNEL | G.__GFP_NORETRY, 0) is not None:
         pass  # down to the min watermark, without an OOM kill
-    assert t.mm is not None and not t.sigkill_pending
+    assert not t.sigkill_pending and t.pid in m.tasks
     new = m.spawn("late")
     assert new.mm is not None
-    assert t.mm is None and t.pid not in m.tasks  # killed for the pgd, and gone
+    assert t.pid not in m.tasks and t.mm is None  # killed for the pgd, and gone
     assert no_killed_task_survives(m.tasks.values()) == []
