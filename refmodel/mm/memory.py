@@ -123,6 +123,7 @@ from refmodel.mm.mmu_gather import __tlb_remove_page_size, mmu_gather, tlb_flush
 from refmodel.mm.mmzone import pfn_to_page, pglist_data
 from refmodel.mm.page_writeback import set_page_dirty
 from refmodel.mm.rmap import page_dup_rmap, page_remove_rmap, unlink_anon_vmas
+from refmodel.mm.swap import get_page as get_page  # include/linux/mm.h, modelled in swap.py
 from refmodel.mm.swap import mark_page_accessed
 from refmodel.mm.swap import put_page as put_page  # include/linux/mm.h, modelled in swap.py
 from refmodel.mm.swap_state import free_swap_and_cache
@@ -542,15 +543,6 @@ def vm_normal_page(pgdat: pglist_data, vma: vm_area_struct, addr: int, pte: int)
     if page is None:
         page = pfn_to_page(pgdat, pfn)
     return page
-
-
-@kernel(MM_H)
-def get_page(page: Page) -> None:
-    """Models include/linux/mm.h:get_page: one more reference (the page must hold one)."""
-    if page._refcount <= 0:
-        raise KernelBug("VM_BUG_ON_PAGE(page_ref_zero_or_close_to_overflow(page))",
-                        f"pfn {page.pfn:#x}")
-    page._refcount += 1
 
 
 @kernel(MM_H)

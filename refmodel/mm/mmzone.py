@@ -233,7 +233,7 @@ class pglist_data:
     kswapd_order: int = 0
     kswapd_highest_zoneidx: int = MAX_NR_ZONES  # MAX_NR_ZONES: no request pending
     kswapd_failures: int = 0
-    kswapd_woken: bool = False  # model: woken since kswapd last ran (see docs/scope.md)
+    kswapd_woken: bool = False  # model: woken and not asleep again (off kswapd_wait; docs/scope.md)
     pgdat_flags: int = 0  # pgdat->flags: PGDAT_DIRTY, PGDAT_WRITEBACK
     # vm_event_states (/proc/vmstat), the few the model counts: PSWPIN, PSWPOUT
     vm_events: dict[str, int] = field(default_factory=dict)

@@ -30,6 +30,7 @@ from refmodel.mm.memory import (
     MM_SWAPENTS,
     get_mm_counter,
     get_mm_rss,
+    mm_pgtables_bytes,
     unmap_page_range,
 )
 from refmodel.mm.memory_fault import vma_is_anonymous
@@ -135,13 +136,17 @@ def oom_badness(p: Task, totalpages: int) -> int:
     oom_score_adj scaled by totalpages / 1000 (the division first, in integers). LONG_MIN
     for a task that must not be chosen: unkillable, without an mm (find_lock_task_mm),
     oom_score_adj -1000, or an mm already reaped (MMF_OOM_SKIP). No vfork in the model."""
-    if oom_unkillable_task(p) or p.mm is None:
+    if oom_unkillable_task(p):
         return LONG_MIN
-    adj = p.oom_score_adj
-    if adj == OOM_SCORE_ADJ_MIN or _test_bit(MMF_OOM_SKIP, p.mm):
+    t = find_lock_task_mm(p)
+    if t is None or t.mm is None:
         return LONG_MIN
-    mm = p.mm
-    points = get_mm_rss(mm) + get_mm_counter(mm, MM_SWAPENTS) + mm.pgtables_bytes // PAGE_SIZE
+    adj = t.oom_score_adj
+    mm = t.mm
+    if adj == OOM_SCORE_ADJ_MIN or _test_bit(MMF_OOM_SKIP, mm):
+        return LONG_MIN
+    points = (get_mm_rss(mm) + get_mm_counter(mm, MM_SWAPENTS)
+              + mm_pgtables_bytes(mm) // PAGE_SIZE)
     adj *= totalpages // 1000
     return points + adj
 
@@ -203,7 +208,9 @@ def select_bad_process(oc: oom_control, tasks: Iterable[Task]) -> Task | None:
 def constrained_alloc(pgdat: pglist_data, oc: oom_control) -> oom_constraint:
     """Models mm/oom_kill.c:constrained_alloc for one node, no memcg, no cpusets and the
     default memory policy: all of RAM and swap (totalram_pages() + total_swap_pages) and
-    CONSTRAINT_NONE."""
+    CONSTRAINT_NONE. gfp_zone(oc->gfp_mask) is asked first (its highest_zoneidx only
+    matters for the cpuset and mempolicy checks, which do not apply)."""
+    G.gfp_zone(oc.gfp_mask)
     oc.totalpages = pgdat.totalram_pages + pgdat.total_swap_pages
     return oom_constraint.CONSTRAINT_NONE
 

@@ -456,16 +456,56 @@ def free_unref_page_commit(pgdat: pglist_data, page: Page, pfn: int) -> None:
 
 
 @kernel(F)
+def free_pcp_prepare(pgdat: pglist_data, page: Page) -> bool:
+    """Models mm/page_alloc.c:free_pcp_prepare without CONFIG_DEBUG_VM or debug_pagealloc:
+    free_pages_prepare(page, 0, check_free=false)."""
+    return free_pages_prepare(pgdat, page, 0, False)
+
+
+@kernel(F)
+def set_pcppage_migratetype(page: Page, migratetype: int) -> None:
+    """Models mm/page_alloc.c:set_pcppage_migratetype: the pcp list's migratetype is kept
+    in page->index while the page is on a per-cpu list."""
+    page.index = migratetype
+
+
+@kernel(F)
+def free_unref_page_prepare(pgdat: pglist_data, page: Page, pfn: int) -> bool:
+    """Models mm/page_alloc.c:free_unref_page_prepare: free_pcp_prepare, then note the
+    pageblock's migratetype (get_pfnblock_migratetype, read in line) for the pcp list.
+    The page stops being allocated here (the model's pgdat.allocated)."""
+    if not free_pcp_prepare(pgdat, page):
+        return False
+    pgdat.allocated.pop(pfn, None)
+    zone = pgdat.node_zones[page.zone_idx]
+    set_pcppage_migratetype(page, zone.pageblock_mt.get(pfn >> pageblock_order,
+                                                        MIGRATE_MOVABLE))
+    return True
+
+
+@kernel(F)
 def free_unref_page(pgdat: pglist_data, page: Page) -> None:
     """Models mm/page_alloc.c:free_unref_page: an order-0 page goes to the per-cpu list."""
     pfn = page.pfn
-    if not free_pages_prepare(pgdat, page, 0, False):  # free_unref_page_prepare
+    if not free_unref_page_prepare(pgdat, page, pfn):
         return
-    pgdat.allocated.pop(pfn, None)
-    zone = pgdat.node_zones[page.zone_idx]
-    # set_pcppage_migratetype(page, get_pfnblock_migratetype(page, pfn))
-    page.index = zone.pageblock_mt.get(pfn >> pageblock_order, MIGRATE_MOVABLE)
     free_unref_page_commit(pgdat, page, pfn)
+
+
+@kernel(F)
+def free_unref_page_list(pgdat: pglist_data, pages: list[Page]) -> None:
+    """Models mm/page_alloc.c:free_unref_page_list: order-0 pages whose last reference is
+    gone, in list order: free_unref_page_prepare for each (a page it refuses is dropped
+    from the list), then free_unref_page_commit for each. With the model's per-cpu lists
+    switched off (MachineConfig(pcp=False)) each page goes to the buddy allocator
+    instead, as free_the_page sends it."""
+    if not pgdat.pcp_enabled:
+        for page in pages:
+            __free_pages_ok(pgdat, page, 0, FPI_NONE)
+        return
+    prepared = [page for page in pages if free_unref_page_prepare(pgdat, page, page.pfn)]
+    for page in prepared:
+        free_unref_page_commit(pgdat, page, page.pfn)
 
 
 @kernel(F)

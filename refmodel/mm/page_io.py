@@ -10,6 +10,7 @@ swap_writepage itself, which first tries try_to_free_swap, is in refmodel.mm.swa
 from __future__ import annotations
 
 from refmodel.mm.mmzone import pglist_data
+from refmodel.mm.swap import get_page, put_page
 from refmodel.mm.swapops import swp_offset, swp_type
 from refmodel.mm.types import Page, PageFlags
 from refmodel.trace import kernel
@@ -22,12 +23,15 @@ PG_error = int(PageFlags.PG_error)
 
 
 @kernel("mm/filemap.c")
-def end_page_writeback(page: Page) -> None:
-    """Models mm/filemap.c:end_page_writeback: PG_reclaim cleared (rotate_reclaimable_page
-    finds the page isolated during reclaim, so it has nothing to rotate), then
-    PG_writeback cleared."""
+def end_page_writeback(pgdat: pglist_data, page: Page) -> None:
+    """Models mm/filemap.c:end_page_writeback (5.10.13): PG_reclaim cleared
+    (rotate_reclaimable_page finds the page isolated during reclaim, so it has nothing to
+    rotate), then PG_writeback cleared under a reference of its own (get_page ... put_page:
+    the page must not be freed before the writeback waiters are woken)."""
     page.flags &= ~PG_reclaim
-    page.flags &= ~PG_writeback
+    get_page(page)
+    page.flags &= ~PG_writeback  # test_clear_page_writeback; wake_up_page
+    put_page(pgdat, page)
 
 
 @kernel(F)
@@ -43,7 +47,7 @@ def __swap_writepage(pgdat: pglist_data, page: Page) -> int:
         si.data.pop(off, None)  # a zero page: the slot reads back as zeros
     else:
         si.data[off] = bytes(data)
-    end_page_writeback(page)
+    end_page_writeback(pgdat, page)
     pgdat.vm_events["PSWPOUT"] = pgdat.vm_events.get("PSWPOUT", 0) + 1
     return 0
 

@@ -21,6 +21,7 @@ from refmodel.arch.x86.pgtable import (
     pmd_present,
     pte_offset_map,
     pte_pfn,
+    pte_present,
     ptep_get_and_clear,
     pud_offset,
     pud_present,
@@ -31,8 +32,6 @@ from refmodel.arch.x86.pgtable import (
 from refmodel.arch.x86.pgtable_types import (
     _PAGE_ACCESSED,
     _PAGE_DIRTY,
-    _PAGE_PRESENT,
-    _PAGE_PROTNONE,
     _PAGE_RW,
     _PAGE_SOFT_DIRTY,
 )
@@ -49,9 +48,14 @@ from refmodel.mm.mm_types import (
 )
 from refmodel.mm.mmzone import pglist_data
 from refmodel.mm.page_writeback import set_page_dirty
-from refmodel.mm.swap import lru_cache_add, put_page
+from refmodel.mm.swap import get_page, lru_cache_add, put_page
 from refmodel.mm.swapfile import swap_duplicate
-from refmodel.mm.swapops import pte_swp_mksoft_dirty, swp_entry_to_pte
+from refmodel.mm.swapops import (
+    is_swap_pte,
+    pte_swp_mksoft_dirty,
+    pte_to_swp_entry,
+    swp_entry_to_pte,
+)
 from refmodel.mm.types import PAGE_MAPPING_ANON, Page, PageFlags
 from refmodel.mm.vm_flags import VM_ACCESS_FLAGS, VM_LOCKED, VM_SEQ_READ, VM_SHARED, VM_SOFTDIRTY
 from refmodel.trace import kernel
@@ -286,13 +290,53 @@ def vma_address(page: Page, vma: vm_area_struct) -> int:
     return vma.vm_start + ((page.index - vma.vm_pgoff) << PAGE_SHIFT)
 
 
+def _is_device_private_entry(entry: int) -> bool:
+    """include/linux/swapops.h:is_device_private_entry: no device memory in the model."""
+    return False
+
+
+@kernel("mm/page_vma_mapped.c")
+def map_pte(pgdat: pglist_data, pmd: int, address: int) -> int | None:
+    """Models mm/page_vma_mapped.c:map_pte (neither PVMW_SYNC nor PVMW_MIGRATION): the pte
+    pointer (pte_offset_map), or None if the pte is a swap entry (only a device-private
+    one would do) or not present."""
+    ptep = pte_offset_map(pgdat, pmd, address)
+    try:
+        pte = pgdat.pgtables[ptep >> PAGE_SHIFT][(ptep >> 3) & 511]
+    except KeyError:  # an entry never written reads as pte_none
+        pte = 0
+    if is_swap_pte(pte):
+        if not _is_device_private_entry(pte_to_swp_entry(pte)):
+            return None
+    elif not pte_present(pte):
+        return None
+    return ptep
+
+
+@kernel("mm/page_vma_mapped.c")
+def check_pte(pgdat: pglist_data, page: Page, ptep: int) -> bool:
+    """Models mm/page_vma_mapped.c:check_pte without PVMW_MIGRATION: a present pte mapping
+    this page (pfn_is_match for an order-0 page: the same pfn)."""
+    pte = pgdat.pgtables[ptep >> PAGE_SHIFT][(ptep >> 3) & 511]  # map_pte read it
+    if is_swap_pte(pte):
+        pte_to_swp_entry(pte)  # is_device_private_entry: never, in the model
+        return False
+    if not pte_present(pte):
+        return False
+    return pte_pfn(pte) == page.pfn
+
+
 @kernel("mm/page_vma_mapped.c")
 def page_vma_mapped_walk(pgdat: pglist_data, page: Page, vma: vm_area_struct,
-                         address: int) -> int | None:
+                         address: int, pte: int | None = None) -> int | None:
     """Models mm/page_vma_mapped.c:page_vma_mapped_walk for an order-0 page: the pte
     pointer at address if it is present and maps this page; else None. It walks the
     levels itself, as 5.10's does (pgd_offset ... pmd_offset, then map_pte/check_pte; no
-    THP): mm_find_pmd is not on this path."""
+    THP): mm_find_pmd is not on this path. ``pte`` is pvmw->pte from the previous call:
+    the callers loop on the walk, and for an order-0 page there is no next pte, so that
+    call finds nothing (not_found)."""
+    if pte is not None:
+        return None  # next_pte: "seek to next pte only makes sense for THP"
     mm = vma.vm_mm
     assert mm is not None
     # Each level's entry is read in line (read_entry): a missing table or entry is a
@@ -327,14 +371,8 @@ def page_vma_mapped_walk(pgdat: pglist_data, page: Page, vma: vm_area_struct,
         val = 0
     if not pmd_present(val):
         return None
-    ptep = pte_offset_map(pgdat, pmd, address)  # map_pte
-    try:
-        pte = tables[ptep >> PAGE_SHIFT][(ptep >> 3) & 511]
-    except KeyError:  # pte_none
-        return None
-    if not pte & (_PAGE_PRESENT | _PAGE_PROTNONE):  # check_pte
-        return None
-    if pte_pfn(pte) != page.pfn:
+    ptep = map_pte(pgdat, pmd, address)
+    if ptep is None or not check_pte(pgdat, page, ptep):
         return None
     return ptep
 
@@ -428,6 +466,7 @@ def page_referenced_one(page: Page, vma: vm_area_struct, address: int,
             if not vma.vm_flags & VM_SEQ_READ:
                 referenced += 1
         pra.mapcount -= 1
+        page_vma_mapped_walk(pgdat, page, vma, address, ptep)  # the loop's next call: none
     if referenced:
         pra.referenced += 1
         pra.vm_flags |= vma.vm_flags
@@ -469,7 +508,7 @@ def isolate_lru_page(pgdat: pglist_data, page: Page) -> int:
     if not page.flags & PG_lru:
         return -16
     lru = page_lru(page)
-    page._refcount += 1
+    get_page(page)
     page.flags &= ~PG_lru
     del_page_from_lru_list(page, pgdat.node_lruvec, lru)
     return 0
@@ -551,6 +590,7 @@ def try_to_unmap_one(page: Page, vma: vm_area_struct, address: int, flags: int) 
         rss[MM_SHMEMPAGES if page.flags & PG_swapbacked_ else MM_FILEPAGES] -= 1
     page_remove_rmap(pgdat, page, False)
     put_page(pgdat, page)
+    page_vma_mapped_walk(pgdat, page, vma, address, ptep)  # the loop's next call: none
     return True
 
 
@@ -581,6 +621,7 @@ def page_mkclean_one(page: Page, vma: vm_area_struct, address: int, cleaned: lis
     if pte & (_PAGE_DIRTY | _PAGE_RW):
         write_entry(pgdat, ptep, pte & ~(_PAGE_DIRTY | _PAGE_RW))
         cleaned[0] += 1
+    page_vma_mapped_walk(pgdat, page, vma, address, ptep)  # the loop's next call: none
     return True
 
 

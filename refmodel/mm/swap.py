@@ -29,7 +29,13 @@ from refmodel.mm.mmzone import (
     lruvec,
     pglist_data,
 )
-from refmodel.mm.page_alloc import free_the_page, put_page_testzero
+from refmodel.mm.page_alloc import (
+    FPI_NONE,
+    __free_pages_ok,
+    free_unref_page,
+    free_unref_page_list,
+    put_page_testzero,
+)
 from refmodel.mm.types import Page, PageFlags
 from refmodel.mm.vm_flags import VM_LOCKED, VM_SPECIAL
 from refmodel.trace import kernel
@@ -175,11 +181,33 @@ def __page_cache_release(pgdat: pglist_data, page: Page) -> None:
 
 
 @kernel(F)
-def __put_page(pgdat: pglist_data, page: Page) -> None:
-    """Models mm/swap.c:__put_page → __put_single_page for an order-0 page whose last
-    reference went: off the LRU, then free_unref_page."""
+def __put_single_page(pgdat: pglist_data, page: Page) -> None:
+    """Models mm/swap.c:__put_single_page: off the LRU (__page_cache_release), then
+    free_unref_page. With the model's per-cpu lists switched off (MachineConfig(pcp=False))
+    the page goes to the buddy allocator instead, as free_the_page would send it."""
     __page_cache_release(pgdat, page)
-    free_the_page(pgdat, page, 0)
+    if pgdat.pcp_enabled:
+        free_unref_page(pgdat, page)
+    else:
+        __free_pages_ok(pgdat, page, 0, FPI_NONE)
+
+
+@kernel(F)
+def __put_page(pgdat: pglist_data, page: Page) -> None:
+    """Models mm/swap.c:__put_page for an order-0 page whose last reference went (no
+    compound or ZONE_DEVICE pages in the model): __put_single_page."""
+    __put_single_page(pgdat, page)
+
+
+@kernel("include/linux/mm.h")
+def get_page(page: Page) -> None:
+    """Models include/linux/mm.h:get_page: one more reference (the page must hold one).
+    It lives here, beside put_page, so that every module the fault and reclaim paths build
+    on can call it; refmodel.mm.memory re-exports it."""
+    if page._refcount <= 0:
+        raise KernelBug("VM_BUG_ON_PAGE(page_ref_zero_or_close_to_overflow(page))",
+                        f"pfn {page.pfn:#x}")
+    page._refcount += 1
 
 
 @kernel("include/linux/mm.h")
@@ -206,8 +234,7 @@ def release_pages(pgdat: pglist_data, pages: list[Page]) -> None:
             page.flags &= ~PG_lru
             del_page_from_lru_list(page, lv, page_off_lru(page))
         pages_to_free.insert(0, page)
-    for page in pages_to_free:  # free_unref_page_list
-        free_the_page(pgdat, page, 0)
+    free_unref_page_list(pgdat, pages_to_free)
 
 
 def lru_list_of(pgdat: pglist_data, page: Page) -> int | None:

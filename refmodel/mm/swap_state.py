@@ -16,26 +16,28 @@ from dataclasses import dataclass
 
 from refmodel.bugs import KernelBug
 from refmodel.mm import gfp as G
+from refmodel.mm.filemap import find_get_page
 from refmodel.mm.mempolicy import alloc_page_vma
 from refmodel.mm.mm_types import vm_area_struct
 from refmodel.mm.mmzone import pglist_data
 from refmodel.mm.page_io import __swap_writepage, swap_readpage
 from refmodel.mm.page_writeback import set_page_dirty
-from refmodel.mm.swap import lru_cache_add, put_page, release_pages
+from refmodel.mm.swap import lru_add_drain, lru_cache_add, put_page, release_pages
 from refmodel.mm.swap_slots import __swap_entry_free, get_swap_page, put_swap_page
 from refmodel.mm.swapfile import (
     TTRS_ANYWAY,
     TTRS_FULL,
     TTRS_UNMAPPED,
-    __swap_count,
+    __swp_swapcount,
     mem_cgroup_swap_full,
     page_swapcount,
     page_swapped,
     swap_info_get,
     swap_info_struct,
+    swap_page_trans_huge_swapped,
     swapcache_prepare,
 )
-from refmodel.mm.swapops import swp_entry, swp_offset, swp_type
+from refmodel.mm.swapops import non_swap_entry, swp_entry, swp_offset, swp_type
 from refmodel.mm.types import Page, PageFlags
 from refmodel.trace import kernel
 
@@ -137,13 +139,13 @@ def add_to_swap(pgdat: pglist_data, page: Page) -> int:
 
 @kernel(F)
 def lookup_swap_cache(pgdat: pglist_data, entry: int) -> Page | None:
-    """Models mm/swap_state.c:lookup_swap_cache: the cached page with a reference taken; a
-    page brought in by readahead counts a readahead hit the first time it is found."""
-    # swap_address_space(entry)'s xarray, looked up in line
-    page = pgdat.swap_info[swp_type(entry)].cache.get(swp_offset(entry))
+    """Models mm/swap_state.c:lookup_swap_cache: the cached page with a reference taken
+    (find_get_page on swap_address_space(entry)); a page brought in by readahead counts a
+    readahead hit the first time it is found."""
+    page = find_get_page(pgdat, pgdat.swap_info[swp_type(entry)].swapper_space,
+                         swp_offset(entry))
     if page is None:
         return None
-    page._refcount += 1
     if page.flags & PG_readahead:  # TestClearPageReadahead
         page.flags &= ~PG_readahead
         _ra(pgdat).hits += 1
@@ -157,12 +159,11 @@ def __read_swap_cache_async(pgdat: pglist_data, entry: int, gfp_mask: int,
     or a new page claimed for the slot (swapcache_prepare), added to the swap cache and the
     LRU (PG_workingset set), not yet read. (page, allocated); (None, False) for a slot
     nobody uses or a failed allocation."""
-    # swap_address_space(entry)'s xarray, looked up in line
-    page = pgdat.swap_info[swp_type(entry)].cache.get(swp_offset(entry))
+    page = find_get_page(pgdat, pgdat.swap_info[swp_type(entry)].swapper_space,
+                         swp_offset(entry))
     if page is not None:
-        page._refcount += 1
         return page, False
-    if not __swap_count(pgdat, entry) and pgdat.swp_slots is not None \
+    if not __swp_swapcount(pgdat, entry) and pgdat.swp_slots is not None \
             and pgdat.swp_slots.enabled:
         return None, False
     new_page = alloc_page_vma(pgdat, gfp_mask, vma, addr)
@@ -257,6 +258,7 @@ def swap_cluster_readahead(pgdat: pglist_data, entry: int, gfp_mask: int,
                 if offset != entry_offset:
                     page.flags |= PG_readahead
             put_page(pgdat, page)
+        lru_add_drain(pgdat)  # push any new pages onto the LRU now
     return read_swap_cache_async(pgdat, entry, gfp_mask, vma, addr)
 
 
@@ -280,6 +282,7 @@ def free_swap_cache(pgdat: pglist_data, page: Page) -> None:
 def free_pages_and_swap_cache(pgdat: pglist_data, pages: list[Page]) -> None:
     """Models mm/swap_state.c:free_pages_and_swap_cache: lru_add_drain, free_swap_cache on
     each page, then release_pages."""
+    lru_add_drain(pgdat)
     for page in pages:
         free_swap_cache(pgdat, page)
     release_pages(pgdat, pages)
@@ -312,10 +315,10 @@ def __try_to_reclaim_swap(pgdat: pglist_data, si: swap_info_struct, offset: int,
     on it when asked to anyway, when the page is unmapped (TTRS_UNMAPPED), or when swap is
     over half full (TTRS_FULL). The page lock always succeeds in the model (one CPU, and
     the only page reclaim may hold locked has no slot yet)."""
-    page = si.cache.get(offset)
+    entry = swp_entry(si.type, offset)
+    page = find_get_page(pgdat, pgdat.swap_info[swp_type(entry)].swapper_space, offset)
     if page is None:
         return 0
-    page._refcount += 1  # find_get_page
     ret = 0
     if (flags & TTRS_ANYWAY or (flags & TTRS_UNMAPPED and page._mapcount < 0)
             or (flags & TTRS_FULL and mem_cgroup_swap_full(pgdat, page))):
@@ -328,10 +331,13 @@ def __try_to_reclaim_swap(pgdat: pglist_data, si: swap_info_struct, offset: int,
 def free_swap_and_cache(pgdat: pglist_data, entry: int) -> int:
     """Models mm/swapfile.c:free_swap_and_cache (zap of a swap PTE): drop the PTE's
     reference; a slot left held only by the swap cache has its page reclaimed from the
-    cache if unmapped or swap is over half full. 1 (the entry was valid)."""
+    cache if unmapped or swap is over half full. 1 (the entry was valid, or is not a swap
+    entry at all: non_swap_entry)."""
+    if non_swap_entry(entry):
+        return 1
     si = swap_info_get(pgdat, entry)
     count = __swap_entry_free(pgdat, si, entry)
-    if count == SWAP_HAS_CACHE:
+    if count == SWAP_HAS_CACHE and not swap_page_trans_huge_swapped(si, entry):
         __try_to_reclaim_swap(pgdat, si, swp_offset(entry), TTRS_UNMAPPED | TTRS_FULL)
     return 1
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from refmodel.bugs import KernelBug
+from refmodel.fs import address_space
 from refmodel.mm.mmzone import pglist_data
 from refmodel.mm.swapops import swp_entry, swp_offset, swp_type
 from refmodel.mm.types import Page, PageFlags
@@ -64,6 +65,12 @@ class swap_info_struct:
     flags: int = SWP_USED | SWP_WRITEOK
     cache: dict[int, Page] = field(default_factory=dict)
     data: dict[int, bytes] = field(default_factory=dict)
+    # swapper_spaces[type]: the address_space whose xarray is ``cache`` (the same dict),
+    # for the page-cache lookups 5.10 makes on it (find_get_page)
+    swapper_space: address_space = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.swapper_space = address_space(i_pages=self.cache)
 
     def __repr__(self) -> str:
         return (f"swap_info(type={self.type}, max={self.max}, inuse={self.inuse_pages}, "
@@ -346,7 +353,7 @@ def __swap_duplicate(pgdat: pglist_data, entry: int, usage: int) -> int:
         return -EINVAL  # "Bad swap file entry"
     swap_map = swap_info[t].swap_map
     count = swap_map[off]
-    if count & _NOT_HAS_CACHE == SWAP_MAP_BAD:
+    if swap_count(count) == SWAP_MAP_BAD:
         return -ENOENT
     has_cache = count & SWAP_HAS_CACHE
     count &= _NOT_HAS_CACHE
@@ -382,8 +389,9 @@ def swapcache_prepare(pgdat: pglist_data, entry: int) -> int:
     return __swap_duplicate(pgdat, entry, SWAP_HAS_CACHE)
 
 
-@kernel("include/linux/swap.h")
+@kernel(F)
 def swap_count(ent: int) -> int:
+    """Models mm/swapfile.c:swap_count: a swap_map entry without SWAP_HAS_CACHE."""
     return ent & _NOT_HAS_CACHE
 
 
@@ -394,9 +402,31 @@ def __swap_count(pgdat: pglist_data, entry: int) -> int:
 
 
 @kernel(F)
+def swap_swapcount(si: swap_info_struct, entry: int) -> int:
+    """Models mm/swapfile.c:swap_swapcount: PTE references of a slot of this area."""
+    return swap_count(si.swap_map[swp_offset(entry)])
+
+
+@kernel(F)
+def __swp_swapcount(pgdat: pglist_data, entry: int) -> int:
+    """Models mm/swapfile.c:__swp_swapcount: swap_swapcount of the entry's area
+    (get_swap_device always finds the model's one area)."""
+    return swap_swapcount(pgdat.swap_info[swp_type(entry)], entry)
+
+
+@kernel(F)
 def page_swapcount(pgdat: pglist_data, page: Page) -> int:
-    """Models mm/swapfile.c:page_swapcount: PTE references of the page's slot."""
-    return __swap_count(pgdat, page.private)
+    """Models mm/swapfile.c:page_swapcount: PTE references of the page's slot
+    (_swap_info_get cannot fail for a swap-cache page: its slot is in use)."""
+    entry = page.private
+    return swap_count(pgdat.swap_info[swp_type(entry)].swap_map[swp_offset(entry)])
+
+
+@kernel(F)
+def swap_page_trans_huge_swapped(si: swap_info_struct, entry: int) -> bool:
+    """Models mm/swapfile.c:swap_page_trans_huge_swapped on a rotating disk (no
+    cluster_info, so never a huge cluster): whether PTEs still name the slot."""
+    return swap_count(si.swap_map[swp_offset(entry)]) != 0
 
 
 @kernel(F)

@@ -74,14 +74,19 @@ def swp_entry_to_pte(entry: int) -> int:
 
 @kernel(F)
 def pte_to_swp_entry(pte: int) -> int:
-    """Models pte_to_swp_entry: drop the soft-dirty (and uffd-wp) bit, decode."""
-    pte &= ~_PAGE_SWP_SOFT_DIRTY
+    """Models pte_to_swp_entry: drop the soft-dirty bit (pte_swp_soft_dirty,
+    pte_swp_clear_soft_dirty), decode. The uffd-wp bit is never set in the model
+    (no userfaultfd), so its check is left out."""
+    if pte_swp_soft_dirty(pte):
+        pte = pte_swp_clear_soft_dirty(pte)
     return swp_entry(__swp_type(pte), __swp_offset(pte))
 
 
-@kernel("include/linux/swapops.h")
+@kernel(F)
 def is_swap_pte(pte: int) -> bool:
-    """Models is_swap_pte: !pte_none && !pte_present."""
+    """Models is_swap_pte: !pte_none && !pte_present, both tested in line: this module
+    cannot import refmodel.arch.x86.pgtable, which imports (through mmu_gather and the swap
+    cache) the modules that import this one."""
     return bool(pte & ~_PAGE_KNL_ERRATUM_MASK) and not pte & (_PAGE_PRESENT | _PAGE_PROTNONE)
 
 
@@ -100,3 +105,8 @@ def pte_swp_mksoft_dirty(pte: int) -> int:
 @kernel(ARCH)
 def pte_swp_soft_dirty(pte: int) -> bool:
     return pte & _PAGE_SWP_SOFT_DIRTY != 0
+
+
+@kernel(ARCH)
+def pte_swp_clear_soft_dirty(pte: int) -> int:
+    return pte & ~_PAGE_SWP_SOFT_DIRTY

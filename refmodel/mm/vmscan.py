@@ -21,7 +21,12 @@ from refmodel.bugs import KernelBug
 from refmodel.fs import address_space
 from refmodel.mm import gfp as G
 from refmodel.mm.filemap import page_cache_delete, write_page_to_file
-from refmodel.mm.mm_inline import add_page_to_lru_list, page_is_file_lru, page_lru
+from refmodel.mm.mm_inline import (
+    del_page_from_lru_list,
+    page_is_file_lru,
+    page_lru,
+    update_lru_size,
+)
 from refmodel.mm.mmzone import (
     LRU_ACTIVE,
     LRU_ACTIVE_ANON,
@@ -39,7 +44,7 @@ from refmodel.mm.mmzone import (
 )
 from refmodel.mm.page_alloc import (
     __zone_watermark_ok,
-    free_the_page,
+    free_unref_page_list,
     put_page_testzero,
 )
 from refmodel.mm.page_alloc import (  # mm/vmscan.c, modelled there (the allocator calls it)
@@ -61,7 +66,7 @@ from refmodel.mm.swap_state import (
     swap_writepage,
     try_to_free_swap,
 )
-from refmodel.mm.swapfile import vm_swap_full
+from refmodel.mm.swapfile import mem_cgroup_swap_full
 from refmodel.mm.types import Page, PageFlags
 from refmodel.mm.vm_flags import VM_EXEC, VM_LOCKED
 from refmodel.trace import kernel
@@ -204,7 +209,7 @@ def isolate_lru_pages(pgdat: pglist_data, nr_to_scan: int, lv: lruvec, sc: scan_
     taken: list[Page] = []
     skipped: list[Page] = []
     total_scan = scan = 0
-    sizes = lv.lru_zone_size[lru]
+    nr_zone_taken = [0] * MAX_NR_ZONES
     reclaim_idx = sc.reclaim_idx
     while scan < nr_to_scan and src:
         page = src.popitem()[1]  # the tail
@@ -216,7 +221,7 @@ def isolate_lru_pages(pgdat: pglist_data, nr_to_scan: int, lv: lruvec, sc: scan_
         r = __isolate_lru_page(page, 0)
         if r == 0:
             taken.append(page)
-            sizes[page.zone_idx] -= 1
+            nr_zone_taken[page.zone_idx] += 1
         elif r == -16:
             src[page.pfn] = page
             src.move_to_end(page.pfn, last=False)
@@ -225,7 +230,17 @@ def isolate_lru_pages(pgdat: pglist_data, nr_to_scan: int, lv: lruvec, sc: scan_
     for page in skipped:
         src[page.pfn] = page
         src.move_to_end(page.pfn, last=False)
+    update_lru_sizes(lv, lru, nr_zone_taken)
     return taken, total_scan
+
+
+@kernel(F)
+def update_lru_sizes(lv: lruvec, lru: int, nr_zone_taken: list[int]) -> None:
+    """Models mm/vmscan.c:update_lru_sizes: after isolation, update_lru_size for each zone
+    that gave pages."""
+    for zid in range(MAX_NR_ZONES):
+        if nr_zone_taken[zid]:
+            update_lru_size(lv, lru, zid, -nr_zone_taken[zid])
 
 
 @kernel(F)
@@ -242,22 +257,17 @@ def move_pages_to_lru(pgdat: pglist_data, lv: lruvec, pages: list[Page]) -> tupl
             continue
         page.flags |= PG_lru
         lru = page_lru(page)
-        add_page_to_lru_list(page, lv, lru)
+        update_lru_size(lv, lru, page.zone_idx, 1)
+        lst = lv.lists[lru]  # list_move to the list's head
+        lst[page.pfn] = page
+        lst.move_to_end(page.pfn, last=False)
         if put_page_testzero(page):
             page.flags &= ~(PG_lru | PG_active)
-            lv.lists[lru].pop(page.pfn)
-            lv.lru_zone_size[lru][page.zone_idx] -= 1
+            del_page_from_lru_list(page, lv, lru)
             to_free.append(page)
         else:
             nr_moved += 1
     return nr_moved, to_free
-
-
-def free_unref_page_list(pgdat: pglist_data, pages: list[Page]) -> None:
-    """mm/page_alloc.c:free_unref_page_list: each page (refcount already 0) to the
-    per-cpu lists, in list order."""
-    for page in pages:
-        free_the_page(pgdat, page, 0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -378,7 +388,8 @@ def shrink_page_list(pgdat: pglist_data, pages: list[Page], sc: scan_control,
             free_pages.insert(0, page)  # list_add
             continue
         if outcome == "activate":
-            if PageSwapCache(page) and (vm_swap_full(pgdat) or page.flags & PG_mlocked):
+            if PageSwapCache(page) and (mem_cgroup_swap_full(pgdat, page)
+                                        or page.flags & PG_mlocked):
                 try_to_free_swap(pgdat, page)
             if not page.flags & PG_mlocked:
                 page.flags |= PG_active
@@ -473,7 +484,7 @@ def shrink_active_list(pgdat: pglist_data, nr_to_scan: int, lv: lruvec, sc: scan
     free_unref_page_list(pgdat, free_a + free_i)
 
 
-@kernel(F)
+@kernel("fs/fs-writeback.c")
 def wakeup_flusher_threads(pgdat: pglist_data) -> None:
     """Models fs/fs-writeback.c:wakeup_flusher_threads(WB_REASON_VMSCAN): the flusher
     writes back every dirty page-cache page of regular files. The model's flusher runs at
@@ -736,8 +747,9 @@ def pgdat_watermark_boosted(pgdat: pglist_data, highest_zoneidx: int) -> bool:
 def wakeup_kswapd(pgdat: pglist_data, zone: Zone, gfp_flags: int, order: int,
                   highest_zoneidx: int) -> None:
     """Models mm/vmscan.c:wakeup_kswapd: record the request (the highest zone and order
-    asked for) and wake kswapd unless it has failed MAX_RECLAIM_RETRIES times or the node
-    is balanced and not boosted. The woken kswapd runs at the next deterministic point
+    asked for); if kswapd is asleep (waitqueue_active(&pgdat->kswapd_wait): not woken
+    already, not running), wake it unless it has failed MAX_RECLAIM_RETRIES times or the
+    node is balanced and not boosted. The woken kswapd runs at the next deterministic point
     (Machine: after the current operation)."""
     if not zone.managed_pages:
         return
@@ -746,6 +758,8 @@ def wakeup_kswapd(pgdat: pglist_data, zone: Zone, gfp_flags: int, order: int,
         pgdat.kswapd_highest_zoneidx = highest_zoneidx
     if pgdat.kswapd_order < order:
         pgdat.kswapd_order = order
+    if pgdat.kswapd_woken:  # !waitqueue_active: kswapd is awake, nobody waits on kswapd_wait
+        return
     if pgdat.kswapd_failures >= MAX_RECLAIM_RETRIES or (
             pgdat_balanced(pgdat, order, highest_zoneidx)
             and not pgdat_watermark_boosted(pgdat, highest_zoneidx)):
@@ -841,26 +855,46 @@ def prepare_kswapd_sleep(pgdat: pglist_data, order: int, highest_zoneidx: int) -
     return False
 
 
+@kernel(F)
+def kswapd_try_to_sleep(pgdat: pglist_data, alloc_order: int, reclaim_order: int,
+                        highest_zoneidx: int) -> bool:
+    """Models mm/vmscan.c:kswapd_try_to_sleep: if prepare_kswapd_sleep allows, a short
+    sleep (HZ/10); then, unless woken during it, prepare_kswapd_sleep once more decides
+    whether to sleep until woken. Nothing runs while kswapd naps in the model, so it is
+    never woken early and the second check always happens. Whether kswapd went to sleep
+    (kcompactd and the vmstat thresholds are out of scope)."""
+    if prepare_kswapd_sleep(pgdat, reclaim_order, highest_zoneidx):
+        pass  # reset_isolation_suitable, wakeup_kcompactd; schedule_timeout(HZ/10) → 0
+    # remaining == 0: not woken during the short sleep
+    return prepare_kswapd_sleep(pgdat, reclaim_order, highest_zoneidx)
+
+
 KSWAPD_MAX_ROUNDS = 100_000
 
 
 @kernel(F)
 def kswapd(pgdat: pglist_data) -> int:
     """Models one wake-up of mm/vmscan.c:kswapd: take the recorded order and zone, run
-    balance_pgdat, and go back to sleep once prepare_kswapd_sleep allows (else balance
-    again). Returns the number of balance_pgdat runs."""
+    balance_pgdat, and go back to sleep once kswapd_try_to_sleep allows (else balance
+    again). kswapd stays awake (pgdat.kswapd_woken, off kswapd_wait) until it sleeps.
+    Returns the number of balance_pgdat runs."""
     highest_zoneidx = MAX_NR_ZONES - 1
     runs = 0
-    pgdat.kswapd_woken = False
+    pgdat.kswapd_woken = True
     while True:
         alloc_order = pgdat.kswapd_order
         if pgdat.kswapd_highest_zoneidx != MAX_NR_ZONES:
             highest_zoneidx = pgdat.kswapd_highest_zoneidx
         pgdat.kswapd_order = 0
         pgdat.kswapd_highest_zoneidx = MAX_NR_ZONES
-        balance_pgdat(pgdat, alloc_order, highest_zoneidx)
+        reclaim_order = balance_pgdat(pgdat, alloc_order, highest_zoneidx)
         runs += 1
-        if prepare_kswapd_sleep(pgdat, pgdat.kswapd_order, highest_zoneidx):
+        if reclaim_order >= alloc_order:
+            # back at the top of kswapd's loop: read the order and zone again
+            alloc_order = reclaim_order = pgdat.kswapd_order
+            if pgdat.kswapd_highest_zoneidx != MAX_NR_ZONES:
+                highest_zoneidx = pgdat.kswapd_highest_zoneidx
+        if kswapd_try_to_sleep(pgdat, alloc_order, reclaim_order, highest_zoneidx):
             pgdat.kswapd_woken = False
             return runs
         if runs >= KSWAPD_MAX_ROUNDS:

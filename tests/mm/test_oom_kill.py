@@ -528,3 +528,43 @@ def test_a_task_killed_while_spawn_allocates_exits_when_spawn_returns() -> None:
     assert new.mm is not None
     assert t.pid not in m.tasks and t.mm is None  # killed for the pgd, and gone
     assert no_killed_task_survives(m.tasks.values()) == []
+
+
+def _every(root: CallNode, name: str) -> list[CallNode]:
+    out = [root] if root.name == name else []
+    for c in root.children:
+        out.extend(_every(c, name))
+    return out
+
+
+def test_oom_badness_asks_find_lock_task_mm_and_mm_pgtables_bytes(
+        oom_trace: list[CallNode]) -> None:
+    """5.10's oom_badness takes the task's mm through find_lock_task_mm (after
+    oom_unkillable_task) and reads the page-table bytes with mm_pgtables_bytes."""
+    scored = [n for r in oom_trace for n in _every(r, "oom_badness")]
+    assert scored
+    for n in scored:
+        kids = [c.name for c in n.children]
+        assert kids[:2] == ["oom_unkillable_task", "find_lock_task_mm"]
+    counted = [n for n in scored if "mm_pgtables_bytes" in [c.name for c in n.children]]
+    assert counted  # the hog: its points are RSS + swap entries + page-table pages
+    kids = [c.name for c in counted[0].children]
+    assert kids[-3:] == ["get_mm_rss", "get_mm_counter", "mm_pgtables_bytes"]
+
+
+def test_constrained_alloc_asks_gfp_zone_first(oom_trace: list[CallNode]) -> None:
+    """5.10's constrained_alloc starts with gfp_zone(oc->gfp_mask)."""
+    ca = [n for r in oom_trace for n in _every(r, "constrained_alloc")]
+    assert ca and all([c.name for c in n.children][:1] == ["gfp_zone"] for n in ca)
+
+
+def test_oom_badness_of_a_task_without_an_mm_is_long_min() -> None:
+    """find_lock_task_mm finds no mm: LONG_MIN, before oom_score_adj is looked at."""
+    m = Machine(MachineConfig(memory=64 * MiB))
+    m.spawn("init")  # pid 1 is unkillable
+    t = _task(m, rss=4)
+    t.mm = None
+    with Tracer() as tr:
+        assert oom_badness(t, 1000) == LONG_MIN
+    assert [c.name for c in tr.roots[0].children] == ["oom_unkillable_task",
+                                                      "find_lock_task_mm"]

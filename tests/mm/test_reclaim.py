@@ -33,7 +33,7 @@ from refmodel.mm.vmscan import (
 )
 from refmodel.specs.reclaim import check_reclaim, nothing_swapped_when_idle
 from refmodel.task import Task
-from refmodel.trace import Tracer
+from refmodel.trace import CallNode, Tracer
 
 RW = PROT_READ | PROT_WRITE
 ANON = MAP_PRIVATE | MAP_ANONYMOUS
@@ -297,6 +297,17 @@ def test_swap_count_invariants_catch_each_planted_corruption() -> None:
     assert "swap_slot_state" in names(m, mms)
 
 
+def assert_mm_h_function_lives_in_swap(name: str) -> None:
+    """An include/linux/mm.h function modelled in refmodel.mm.swap (so that every module
+    can call it) and re-exported, as the same object, by refmodel.mm.memory."""
+    from refmodel.mm import memory, swap
+    from refmodel.trace import lookup
+
+    assert getattr(memory, name) is getattr(swap, name)
+    kf = lookup(name)
+    assert kf is not None and kf.file == "include/linux/mm.h"
+
+
 def test_page_vma_mapped_walk_walks_the_levels_itself() -> None:
     """5.10's page_vma_mapped_walk (mm/page_vma_mapped.c) reads pgd_offset, p4d_offset,
     pud_offset and pmd_offset itself; mm_find_pmd (mm/rmap.c, for KSM and THP) is not on
@@ -310,8 +321,11 @@ def test_page_vma_mapped_walk_walks_the_levels_itself() -> None:
     walk = root.find("page_vma_mapped_walk")
     assert walk is not None
     assert [c.name for c in walk.children][:1] == ["pgd_offset"]
-    assert {"p4d_offset", "pud_offset", "pmd_offset", "pte_offset_map"} <= {
+    # pte_offset_map is map_pte's (5.10's map_pte maps the pte, check_pte checks it)
+    assert {"p4d_offset", "pud_offset", "pmd_offset", "map_pte", "check_pte"} <= {
         c.name for c in walk.children}
+    map_pte = walk.find("map_pte")
+    assert map_pte is not None and map_pte.children[0].name == "pte_offset_map"
     assert "mm_find_pmd" not in root.names()
 
 
@@ -319,15 +333,11 @@ def test_put_page_is_on_the_reclaim_and_swap_in_traces() -> None:
     """5.10's try_to_unmap_one ends with put_page (the mapping's reference), and
     swap_cluster_readahead puts each readahead page with put_page: both show put_page, not
     a bare put_page_testzero, and put_page is the one include/linux/mm.h function."""
-    from refmodel.mm import memory, swap
-    from refmodel.trace import CallNode, lookup
 
     def walk(n: CallNode) -> list[CallNode]:
         return [n, *(d for c in n.children for d in walk(c))]
 
-    assert memory.put_page is swap.put_page
-    kf = lookup("put_page")
-    assert kf is not None and kf.file == "include/linux/mm.h"
+    assert_mm_h_function_lives_in_swap("put_page")
     m = small()
     t = m.spawn()
     a = touch(m, t, 8)
@@ -335,8 +345,11 @@ def test_put_page_is_on_the_reclaim_and_swap_in_traces() -> None:
     with Tracer() as tr:
         reclaim_inactive_anon(m, 8)
     unmaps = [n for r in tr.roots for n in walk(r) if n.name == "try_to_unmap_one"]
-    assert unmaps and all(n.children[-1].name == "put_page" for n in unmaps)
-    assert all(n.children[-1].children[0].name == "put_page_testzero" for n in unmaps)
+    # put_page is the last call of the loop body; the loop then asks page_vma_mapped_walk
+    # once more, which finds no further pte for an order-0 page
+    assert unmaps and all([c.name for c in n.children[-2:]]
+                          == ["put_page", "page_vma_mapped_walk"] for n in unmaps)
+    assert all(n.children[-2].children[0].name == "put_page_testzero" for n in unmaps)
     with Tracer() as tr:
         m.read(t, a, 1)
     ra = [n for r in tr.roots for n in walk(r) if n.name == "swap_cluster_readahead"]
@@ -344,3 +357,305 @@ def test_put_page_is_on_the_reclaim_and_swap_in_traces() -> None:
     puts = [c for c in ra[0].children if c.name == "put_page"]
     reads = [c for c in ra[0].children if c.name == "__read_swap_cache_async"]
     assert reads and len(puts) == len(reads)
+
+
+# --------------------------------------------------------------------------------------------
+# Call relations as 5.10 has them on the reclaim, swap-in and swap-free paths
+
+
+def _all(tr: Tracer, name: str) -> list[CallNode]:
+    out: list[CallNode] = []
+
+    def walk(n: CallNode) -> None:
+        if n.name == name:
+            out.append(n)
+        for c in n.children:
+            walk(c)
+
+    for r in tr.roots:
+        walk(r)
+    return out
+
+
+def _second_pass_traced(n: int) -> tuple[Machine, Task, Tracer]:
+    """n pages touched, one reclaim pass (they were referenced), the second one traced."""
+    m = small()
+    t = m.spawn()
+    touch(m, t, n)
+    reclaim_inactive_anon(m, n)
+    with Tracer() as tr:
+        reclaim_inactive_anon(m, n)
+    return m, t, tr
+
+
+def _kids(n: CallNode) -> list[str]:
+    """The names of n's children, leaving out the swp_type/swp_offset accessors (what
+    swap_address_space(entry) and the like evaluate)."""
+    return [c.name for c in n.children if c.name not in ("swp_type", "swp_offset")]
+
+
+def test_isolate_lru_pages_updates_the_sizes_through_update_lru_sizes() -> None:
+    """5.10's isolate_lru_pages counts what each zone gave and ends with update_lru_sizes,
+    which calls update_lru_size once per zone."""
+    m = small()
+    t = m.spawn()
+    touch(m, t, 8)
+    before = sum(m.pgdat.node_lruvec.lru_zone_size[LRU_INACTIVE_ANON])
+    with Tracer() as tr:
+        reclaim_inactive_anon(m, 8)
+    iso = _all(tr, "isolate_lru_pages")[0]
+    assert _kids(iso)[-1] == "update_lru_sizes" and "update_lru_size" not in _kids(iso)
+    assert _kids(iso.children[-1]) == ["update_lru_size"]  # one zone (ZONE_NORMAL)
+    assert iso.children[-1].children[0].args == {}  # no shown args; the count is -8
+    assert sum(m.pgdat.node_lruvec.lru_zone_size[LRU_INACTIVE_ANON]) <= before
+
+
+def test_move_pages_to_lru_uses_update_lru_size_and_del_page_from_lru_list() -> None:
+    """5.10's move_pages_to_lru: update_lru_size plus a list move (not
+    add_page_to_lru_list); a page whose last reference that was leaves through
+    del_page_from_lru_list and is freed by free_unref_page_list."""
+    from refmodel.mm.page_alloc import alloc_pages, free_unref_page_list
+    from refmodel.mm.vmscan import move_pages_to_lru
+
+    m = small()
+    page = alloc_pages(m.pgdat, G.GFP_KERNEL, 0)  # one reference: the "isolation" one
+    assert page is not None
+    lv = m.pgdat.node_lruvec
+    sizes = [list(z) for z in lv.lru_zone_size]
+    with Tracer() as tr:
+        moved, to_free = move_pages_to_lru(m.pgdat, lv, [page])
+        free_unref_page_list(m.pgdat, to_free)
+    assert (moved, to_free) == (0, [page])
+    mv = tr.roots[0]
+    assert "add_page_to_lru_list" not in mv.names()
+    assert [n for n in _kids(mv) if n in ("update_lru_size", "put_page_testzero",
+                                         "del_page_from_lru_list")] == [
+        "update_lru_size", "put_page_testzero", "del_page_from_lru_list"]
+    assert [list(z) for z in lv.lru_zone_size] == sizes and lru_list_of(m.pgdat, page) is None
+    assert _kids(tr.roots[1]) == ["free_unref_page_prepare", "free_unref_page_commit"]
+
+
+def test_freed_pages_are_prepared_then_committed_by_free_unref_page_list() -> None:
+    """5.10's free_unref_page_list runs free_unref_page_prepare over the whole list, then
+    free_unref_page_commit over it; shrink_page_list frees its reclaimed pages so."""
+    _, _, tr = _second_pass_traced(8)
+    spl = _all(tr, "shrink_page_list")[0]
+    ful = spl.children[-1]
+    assert ful.name == "free_unref_page_list" and ful.file == "mm/page_alloc.c"
+    assert _kids(ful) == ["free_unref_page_prepare"] * 8 + ["free_unref_page_commit"] * 8
+    assert _kids(ful.children[0]) == ["free_pcp_prepare", "set_pcppage_migratetype"]
+    assert _kids(ful.children[0].children[0]) == ["free_pages_prepare"]
+
+
+def test_last_put_page_goes_through_put_single_page_to_free_unref_page() -> None:
+    """5.10: __put_page → __put_single_page → __page_cache_release, free_unref_page (not
+    free_the_page)."""
+    m = small()
+    t = m.spawn()
+    a = touch(m, t, 1)
+    assert t.mm is not None
+    with Tracer() as tr:
+        assert m.munmap(t.mm, a, 4096) == 0
+    puts = [n for n in _all(tr, "__put_page")]
+    assert puts or _all(tr, "free_unref_page_list")  # munmap frees through the mmu_gather
+    for p in puts:
+        assert _kids(p) == ["__put_single_page"]
+        assert _kids(p.children[0]) == ["__page_cache_release", "free_unref_page"]
+    from refmodel.mm.page_alloc import alloc_pages
+    from refmodel.mm.swap import put_page
+
+    page = alloc_pages(m.pgdat, G.GFP_KERNEL, 0)
+    assert page is not None
+    with Tracer() as tr:
+        put_page(m.pgdat, page)
+    assert tr.roots[0].path_to("free_unref_page") == [
+        "put_page", "__put_page", "__put_single_page", "free_unref_page"]
+    assert "free_the_page" not in tr.roots[0].names()
+
+
+def test_end_page_writeback_holds_a_reference_while_it_clears_writeback() -> None:
+    """5.10.13's end_page_writeback wraps the PG_writeback clear in get_page/put_page."""
+    _, _, tr = _second_pass_traced(4)
+    epw = _all(tr, "end_page_writeback")
+    assert len(epw) == 4
+    assert all(_kids(n) == ["get_page", "put_page"] for n in epw)
+    assert all(_kids(n.children[1]) == ["put_page_testzero"] for n in epw)  # not the last
+
+
+def test_activated_swap_cache_page_asks_mem_cgroup_swap_full() -> None:
+    """5.10's shrink_page_list, activating a swap-cache page, asks mem_cgroup_swap_full
+    (without memcg: vm_swap_full) whether to let go of its slot."""
+    m = small()
+    t = m.spawn()
+    a = touch(m, t, 8)
+    reclaim_inactive_anon(m, 8)
+    assert reclaim_inactive_anon(m, 8) == 8
+    assert m.read(t, a, 1) == b"\x01"  # swapped in: in the swap cache, mapped, young
+    page = page_at(m, t, a)
+    page.flags |= PG_referenced  # and referenced: PAGEREF_ACTIVATE
+    if page.flags & PG_active:
+        pytest.skip("the swapped-in page is not on the inactive list")
+    with Tracer() as tr:
+        reclaim_inactive_anon(m, 16)
+    spl = _all(tr, "shrink_page_list")[0]
+    full = [c for c in spl.children if c.name == "mem_cgroup_swap_full"]
+    assert full and all(_kids(c) == ["vm_swap_full"] for c in full)
+    assert "vm_swap_full" not in _kids(spl)
+
+
+def test_kswapd_checks_twice_before_sleeping_and_a_woken_kswapd_is_not_rewoken() -> None:
+    """5.10: kswapd_try_to_sleep calls prepare_kswapd_sleep before its short nap and again
+    after it (nothing wakes it early in the model); wakeup_kswapd records the request but
+    returns before pgdat_balanced while kswapd is awake (!waitqueue_active)."""
+    from refmodel.mm.vmscan import kswapd, wakeup_kswapd
+
+    m = small()
+    pgdat = m.pgdat
+    zone = next(z for z in pgdat.node_zones if z.managed_pages)
+    pgdat.kswapd_woken = True  # woken already, not yet run
+    with Tracer() as tr:
+        wakeup_kswapd(pgdat, zone, G.GFP_KERNEL, 1, 2)
+    assert tr.roots[0].children == [] and pgdat.kswapd_order == 1
+    with Tracer() as tr:
+        runs = kswapd(pgdat)
+    assert runs == 1 and not pgdat.kswapd_woken
+    root = tr.roots[0]
+    assert _kids(root) == ["balance_pgdat", "kswapd_try_to_sleep"]
+    assert _kids(root.children[1]) == ["prepare_kswapd_sleep", "prepare_kswapd_sleep"]
+    with Tracer() as tr:
+        wakeup_kswapd(pgdat, zone, G.GFP_KERNEL, 0, 2)  # asleep again: balanced, no wake
+    assert _kids(tr.roots[0])[:1] == ["pgdat_balanced"] and not pgdat.kswapd_woken
+
+
+def test_swap_in_finds_the_cache_with_find_get_page_and_drains_after_readahead() -> None:
+    """5.10: lookup_swap_cache and __read_swap_cache_async look the swap cache up with
+    find_get_page; __read_swap_cache_async asks __swp_swapcount (→ swap_swapcount →
+    swap_count), not __swap_count; swap_cluster_readahead calls lru_add_drain after its
+    loop, before read_swap_cache_async."""
+    m = small()
+    t = m.spawn()
+    a = touch(m, t, 12)
+    reclaim_inactive_anon(m, 12)
+    assert reclaim_inactive_anon(m, 12) == 12
+    with Tracer() as tr:
+        assert m.read(t, a + 3 * 4096, 1) == b"\x04"
+    lsc = _all(tr, "lookup_swap_cache")[0]
+    fgp = lsc.find("find_get_page")
+    assert _kids(lsc) == ["find_get_page"] and fgp is not None
+    assert _kids(fgp) == ["pagecache_get_page"]
+    rsca = _all(tr, "__read_swap_cache_async")
+    assert all(_kids(n)[0] == "find_get_page" for n in rsca)
+    assert "__swap_count" not in tr.roots[0].names()
+    counted = [n for n in rsca if "__swp_swapcount" in _kids(n)]
+    assert counted
+    assert counted[0].path_to("swap_count") == [
+        "__read_swap_cache_async", "__swp_swapcount", "swap_swapcount", "swap_count"]
+    ra = _all(tr, "swap_cluster_readahead")[0]
+    assert _kids(ra)[-2:] == ["lru_add_drain", "read_swap_cache_async"]
+    # the cached page comes back with a reference, as before: mapped once, cache once
+    page = page_at(m, t, a + 3 * 4096)
+    assert page._refcount == 2
+
+
+def test_zapping_swap_entries_frees_them_as_5_10_does() -> None:
+    """5.10's free_swap_and_cache asks non_swap_entry first, and asks
+    swap_page_trans_huge_swapped (→ swap_count) before __try_to_reclaim_swap, which
+    builds the entry (swp_entry) and looks the page up with find_get_page; exit's
+    free_pages_and_swap_cache starts with lru_add_drain."""
+    m = small()
+    t = m.spawn()
+    a = touch(m, t, 12)
+    reclaim_inactive_anon(m, 12)
+    assert reclaim_inactive_anon(m, 12) == 12
+    assert m.read(t, a + 3 * 4096, 1) == b"\x04"  # slots 1-7 now in the swap cache
+    with Tracer() as tr:
+        m.exit(t)
+    fsc = _all(tr, "free_swap_and_cache")
+    assert fsc and all(_kids(n)[0] == "non_swap_entry" for n in fsc)
+    reclaimed = [n for n in fsc if "__try_to_reclaim_swap" in _kids(n)]
+    assert reclaimed
+    for n in reclaimed:
+        k = _kids(n)
+        assert k.index("swap_page_trans_huge_swapped") < k.index("__try_to_reclaim_swap")
+        trs = next(c for c in n.children if c.name == "__try_to_reclaim_swap")
+        assert _kids(trs)[:2] == ["swp_entry", "find_get_page"]
+    assert _kids(_all(tr, "swap_page_trans_huge_swapped")[0]) == ["swap_count"]
+    fpsc = _all(tr, "free_pages_and_swap_cache")
+    assert fpsc and all(_kids(n)[0] == "lru_add_drain" for n in fpsc)
+    assert not nothing_swapped_when_idle(m.pgdat)
+    assert not check_reclaim(m.pgdat, [])
+
+
+def test_swap_counts_are_read_with_swap_count_and_soft_dirty_is_asked() -> None:
+    """5.10: page_swapcount and __swap_duplicate read the map with swap_count (a
+    mm/swapfile.c inline); pte_to_swp_entry asks pte_swp_soft_dirty."""
+    from refmodel.mm.swapfile import page_swapcount, swap_duplicate
+    from refmodel.trace import lookup
+
+    kf = lookup("swap_count")
+    assert kf is not None and kf.file == "mm/swapfile.c"
+    m = small()
+    t = m.spawn()
+    touch(m, t, 4)
+    reclaim_inactive_anon(m, 4)
+    assert reclaim_inactive_anon(m, 4) == 4
+    entry = swp_entry(0, 1)
+    with Tracer() as tr:
+        assert swap_duplicate(m.pgdat, entry) == 0
+        pte_to_swp_entry(swp_entry_to_pte(entry))
+    assert tr.roots[0].path_to("swap_count") == [
+        "swap_duplicate", "__swap_duplicate", "swap_count"]
+    assert tr.roots[-1].name == "pte_to_swp_entry"
+    assert _kids(tr.roots[-1])[0] == "pte_swp_soft_dirty"
+    m.pgdat.swap_info[0].swap_map[1] -= 1  # give the reference back
+    cached = next(iter(m.pgdat.swap_info[0].cache.values()), None)
+    if cached is not None:
+        with Tracer() as tr:
+            page_swapcount(m.pgdat, cached)
+        assert _kids(tr.roots[0]) == ["swap_count"]
+
+
+def test_isolate_lru_page_takes_its_reference_with_get_page() -> None:
+    """5.10's isolate_lru_page calls get_page; get_page (include/linux/mm.h) is modelled
+    in refmodel.mm.swap and re-exported by refmodel.mm.memory."""
+    from refmodel.mm.rmap import isolate_lru_page, putback_lru_page
+
+    assert_mm_h_function_lives_in_swap("get_page")
+    m = small()
+    t = m.spawn()
+    a = touch(m, t, 1)
+    page = page_at(m, t, a)
+    with Tracer() as tr:
+        assert isolate_lru_page(m.pgdat, page) == 0
+    assert _kids(tr.roots[0]) == ["page_lru", "get_page", "del_page_from_lru_list"]
+    putback_lru_page(m.pgdat, page)
+    assert not check_reclaim(m.pgdat, [t.mm] if t.mm else [])
+
+
+def test_rmap_walkers_call_the_walk_again_after_a_hit() -> None:
+    """5.10's page_referenced_one and try_to_unmap_one loop on page_vma_mapped_walk: after
+    the hit it is called once more and finds nothing (an order-0 page has one pte); its
+    map_pte and check_pte ask is_swap_pte and pte_present."""
+    m = small()
+    t = m.spawn()
+    touch(m, t, 2)
+    with Tracer() as tr:
+        reclaim_inactive_anon(m, 2)
+    for name in ("page_referenced_one", "try_to_unmap_one"):
+        for n in _all(tr, name):
+            walks = [c for c in n.children if c.name == "page_vma_mapped_walk"]
+            assert len(walks) == 2 and walks[0].result != "None"
+            assert walks[1].result == "None" and walks[1].children == []
+    walk = _all(tr, "page_vma_mapped_walk")[0]
+    mp = walk.find("map_pte")
+    cp = walk.find("check_pte")
+    assert mp is not None and cp is not None
+    assert _kids(mp) == ["pte_offset_map", "is_swap_pte", "pte_present"]
+    assert _kids(cp) == ["is_swap_pte", "pte_present", "pte_pfn"]
+
+
+def test_wakeup_flusher_threads_is_filed_under_fs_writeback() -> None:
+    from refmodel.trace import lookup
+
+    kf = lookup("wakeup_flusher_threads")
+    assert kf is not None and kf.file == "fs/fs-writeback.c"
