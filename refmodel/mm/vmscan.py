@@ -248,7 +248,7 @@ def move_pages_to_lru(pgdat: pglist_data, lv: lruvec, pages: list[Page]) -> tupl
     """Models mm/vmscan.c:move_pages_to_lru: put isolated pages back at the head of the
     list their flags name (an unevictable one through putback_lru_page), dropping the
     isolation reference; a page whose last reference that was is freed. Returns (pages
-    moved, pages to free)."""
+    moved, pages to free, in the order 5.10's list has them)."""
     nr_moved = 0
     to_free: list[Page] = []
     for page in pages:
@@ -264,7 +264,7 @@ def move_pages_to_lru(pgdat: pglist_data, lv: lruvec, pages: list[Page]) -> tupl
         if put_page_testzero(page):
             page.flags &= ~(PG_lru | PG_active)
             del_page_from_lru_list(page, lv, lru)
-            to_free.append(page)
+            to_free.insert(0, page)  # list_add to pages_to_free: freed last-found first
         else:
             nr_moved += 1
     return nr_moved, to_free
@@ -481,7 +481,7 @@ def shrink_active_list(pgdat: pglist_data, nr_to_scan: int, lv: lruvec, sc: scan
         l_inactive.append(page)
     _, free_a = move_pages_to_lru(pgdat, lv, l_active)
     _, free_i = move_pages_to_lru(pgdat, lv, l_inactive)
-    free_unref_page_list(pgdat, free_a + free_i)
+    free_unref_page_list(pgdat, free_i + free_a)  # l_inactive spliced ahead of l_active
 
 
 @kernel("fs/fs-writeback.c")

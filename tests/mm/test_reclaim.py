@@ -659,3 +659,21 @@ def test_wakeup_flusher_threads_is_filed_under_fs_writeback() -> None:
 
     kf = lookup("wakeup_flusher_threads")
     assert kf is not None and kf.file == "fs/fs-writeback.c"
+
+
+def test_move_pages_to_lru_frees_in_5_10_list_order() -> None:
+    # 5.10 list_add()s each page whose last reference went onto pages_to_free, so the
+    # caller's free_unref_page_list frees them last-found first: the per-cpu list, and so
+    # the next allocations, see that order.
+    from refmodel.mm.rmap import isolate_lru_page
+    from refmodel.mm.vmscan import move_pages_to_lru
+
+    m = small()
+    t = m.spawn()
+    a = touch(m, t, 3)
+    pages = [page_at(m, t, a + i * 4096) for i in range(3)]
+    for p in pages:
+        assert isolate_lru_page(m.pgdat, p) == 0
+    assert t.mm is not None and m.munmap(t.mm, a, 3 * 4096) == 0  # only isolation refs left
+    moved, to_free = move_pages_to_lru(m.pgdat, m.pgdat.node_lruvec, pages)
+    assert moved == 0 and to_free == pages[::-1]
