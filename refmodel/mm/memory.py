@@ -113,6 +113,15 @@ from refmodel.arch.x86.pgtable_types import (
 from refmodel.bugs import KernelBug
 from refmodel.config import KERNEL_START_PFN
 from refmodel.errno import Errno
+from refmodel.mm.mm_counters import (  # include/linux/mm.h, modelled there (rmap uses them)
+    add_mm_counter as add_mm_counter,
+)
+from refmodel.mm.mm_counters import dec_mm_counter as dec_mm_counter
+from refmodel.mm.mm_counters import get_mm_counter as get_mm_counter
+from refmodel.mm.mm_counters import get_mm_rss as get_mm_rss
+from refmodel.mm.mm_counters import inc_mm_counter as inc_mm_counter
+from refmodel.mm.mm_counters import mm_counter as mm_counter
+from refmodel.mm.mm_counters import mm_counter_file as mm_counter_file
 from refmodel.mm.mm_types import MM_ANONPAGES as MM_ANONPAGES
 from refmodel.mm.mm_types import MM_FILEPAGES as MM_FILEPAGES
 from refmodel.mm.mm_types import MM_SHMEMPAGES as MM_SHMEMPAGES
@@ -543,48 +552,6 @@ def vm_normal_page(pgdat: pglist_data, vma: vm_area_struct, addr: int, pte: int)
     if page is None:
         page = pfn_to_page(pgdat, pfn)
     return page
-
-
-@kernel(MM_H)
-def mm_counter_file(page: Page) -> int:
-    """Models include/linux/mm.h:mm_counter_file: shmem pages count as MM_SHMEMPAGES."""
-    return MM_SHMEMPAGES if page.flags & PG_swapbacked else MM_FILEPAGES
-
-
-@kernel(MM_H)
-def mm_counter(page: Page) -> int:
-    """Models include/linux/mm.h:mm_counter."""
-    if page.mapping_flags & PAGE_MAPPING_ANON:
-        return MM_ANONPAGES
-    return mm_counter_file(page)
-
-
-@kernel(MM_H)
-def get_mm_counter(mm: mm_struct, member: int) -> int:
-    return mm.rss_stat[member]
-
-
-@kernel(MM_H)
-def add_mm_counter(mm: mm_struct, member: int, value: int) -> None:
-    mm.rss_stat[member] += value
-
-
-@kernel(MM_H)
-def inc_mm_counter(mm: mm_struct, member: int) -> None:
-    """Models inc_mm_counter (and inc_mm_counter_fast, its per-task batched twin)."""
-    mm.rss_stat[member] += 1
-
-
-@kernel(MM_H)
-def dec_mm_counter(mm: mm_struct, member: int) -> None:
-    mm.rss_stat[member] -= 1
-
-
-@kernel(MM_H)
-def get_mm_rss(mm: mm_struct) -> int:
-    """Models include/linux/mm.h:get_mm_rss: file + anon + shmem pages."""
-    s = mm.rss_stat
-    return s[MM_FILEPAGES] + s[MM_ANONPAGES] + s[MM_SHMEMPAGES]
 
 
 @kernel(F)

@@ -35,7 +35,7 @@ from refmodel.arch.x86.pgtable import (
     pte_pfn,
     pte_present,
     pte_write,
-    ptep_get_and_clear,
+    ptep_clear_flush,
     pud_none,
     read_entry,
     set_pte,
@@ -701,15 +701,6 @@ def cow_user_page(pgdat: pglist_data, dst: Page, src: Page, vmf: vm_fault) -> bo
     """Models mm/memory.c:cow_user_page with a struct page to copy from."""
     copy_user_highpage(pgdat, dst, src, vmf.address, vmf.vma)
     return True
-
-
-@kernel("mm/pgtable-generic.c")
-def ptep_clear_flush(pgdat: pglist_data, vma: vm_area_struct, address: int, ptep: int) -> int:
-    """Models mm/pgtable-generic.c:ptep_clear_flush (x86 has no variant of its own):
-    ptep_get_and_clear, then a TLB flush (not modelled); the old value."""
-    mm = vma.vm_mm
-    assert mm is not None
-    return ptep_get_and_clear(pgdat, mm, address, ptep)
 
 
 @kernel(F)

@@ -19,10 +19,14 @@ from refmodel.arch.x86.pgtable import (
     pgd_present,
     pmd_offset,
     pmd_present,
+    pte_dirty,
+    pte_mkclean,
     pte_offset_map,
     pte_pfn,
     pte_present,
-    ptep_get_and_clear,
+    pte_write,
+    pte_wrprotect,
+    ptep_clear_flush,
     pud_offset,
     pud_present,
     read_entry,
@@ -31,17 +35,19 @@ from refmodel.arch.x86.pgtable import (
 )
 from refmodel.arch.x86.pgtable_types import (
     _PAGE_ACCESSED,
-    _PAGE_DIRTY,
-    _PAGE_RW,
     _PAGE_SOFT_DIRTY,
 )
 from refmodel.bugs import KernelBug
 from refmodel.fs import address_space
+from refmodel.mm.mm_counters import (
+    dec_mm_counter,
+    inc_mm_counter,
+    mm_counter_file,
+    update_hiwater_rss,
+)
 from refmodel.mm.mm_inline import del_page_from_lru_list, page_lru
 from refmodel.mm.mm_types import (
     MM_ANONPAGES,
-    MM_FILEPAGES,
-    MM_SHMEMPAGES,
     MM_SWAPENTS,
     anon_vma,
     vm_area_struct,
@@ -565,29 +571,33 @@ def try_to_unmap_one(page: Page, vma: vm_area_struct, address: int, flags: int) 
     if not flags & TTU_IGNORE_MLOCK and vma.vm_flags & VM_LOCKED:
         mlock_vma_page(pgdat, page)
         return False
-    pteval = ptep_get_and_clear(pgdat, mm, address, ptep)  # ptep_clear_flush
-    if pteval & _PAGE_DIRTY:
+    # subpage (page - page_to_pfn(page) + pte_pfn(*pte)) is page itself at order 0; the
+    # cache flush (a no-op on x86) is handed pte_pfn(*pte) too
+    pte_pfn(read_entry(pgdat, ptep))
+    pte_pfn(read_entry(pgdat, ptep))
+    pteval = ptep_clear_flush(pgdat, vma, address, ptep)  # one CPU: no deferred flush
+    if pte_dirty(pteval):
         set_page_dirty(page)
-    rss = mm.rss_stat
-    if rss[MM_FILEPAGES] + rss[MM_ANONPAGES] + rss[MM_SHMEMPAGES] > mm.hiwater_rss:
-        mm.hiwater_rss = rss[MM_FILEPAGES] + rss[MM_ANONPAGES] + rss[MM_SHMEMPAGES]
+    update_hiwater_rss(mm)
     if page.mapping_flags & PAGE_MAPPING_ANON:
         entry = page.private
         both = page.flags & (PG_swapbacked_ | PG_swapcache)
         if both and both != PG_swapbacked_ | PG_swapcache:  # one set without the other
-            write_entry(pgdat, ptep, pteval)  # WARN_ON_ONCE(1): put the pte back
-            return False
-        if swap_duplicate(pgdat, entry) < 0:
+            # WARN_ON_ONCE(1): 5.10 leaves the pte cleared; the model puts it back (no
+            # MADV_FREE here, so this cannot happen)
             write_entry(pgdat, ptep, pteval)
             return False
-        rss[MM_ANONPAGES] -= 1
-        rss[MM_SWAPENTS] += 1
+        if swap_duplicate(pgdat, entry) < 0:
+            set_pte_at(pgdat, mm, address, ptep, pteval)
+            return False
+        dec_mm_counter(mm, MM_ANONPAGES)
+        inc_mm_counter(mm, MM_SWAPENTS)
         swp_pte = swp_entry_to_pte(entry)
-        if pteval & _PAGE_SOFT_DIRTY:
+        if pteval & _PAGE_SOFT_DIRTY:  # pte_soft_dirty
             swp_pte = pte_swp_mksoft_dirty(swp_pte)
         set_pte_at(pgdat, mm, address, ptep, swp_pte)
     else:
-        rss[MM_SHMEMPAGES if page.flags & PG_swapbacked_ else MM_FILEPAGES] -= 1
+        dec_mm_counter(mm, mm_counter_file(page))
     page_remove_rmap(pgdat, page, False)
     put_page(pgdat, page)
     page_vma_mapped_walk(pgdat, page, vma, address, ptep)  # the loop's next call: none
@@ -618,8 +628,11 @@ def page_mkclean_one(page: Page, vma: vm_area_struct, address: int, cleaned: lis
     if ptep is None:
         return True
     pte = read_entry(pgdat, ptep)
-    if pte & (_PAGE_DIRTY | _PAGE_RW):
-        write_entry(pgdat, ptep, pte & ~(_PAGE_DIRTY | _PAGE_RW))
+    if pte_dirty(pte) or pte_write(pte):
+        pte_pfn(pte)  # flush_cache_page's argument (the flush is a no-op on x86)
+        entry = ptep_clear_flush(pgdat, vma, address, ptep)
+        entry = pte_mkclean(pte_wrprotect(entry))
+        set_pte_at(pgdat, mm, address, ptep, entry)
         cleaned[0] += 1
     page_vma_mapped_walk(pgdat, page, vma, address, ptep)  # the loop's next call: none
     return True

@@ -682,3 +682,28 @@ def test_file_fault_path_tests_pmd_none_and_pte_none_as_5_10_does() -> None:
     assert psaf is not None and psaf.names() == [
         "ptep_set_access_flags", "set_pte", "native_set_pte"]
     assert_invariants(m)
+
+
+def test_page_mkclean_one_clears_through_ptep_clear_flush() -> None:
+    # 5.10: a dirty or writable pte is cleared with ptep_clear_flush, made pte_wrprotect and
+    # pte_mkclean, and set back with set_pte_at; the next write faults again.
+    from refmodel.mm.vmscan import clear_page_dirty_for_io
+
+    m = small_machine()
+    t = m.spawn()
+    assert t.mm is not None
+    f = m.create_file("f", b"0123456789" * 1000)
+    a = m.mmap(t.mm, 0, 0x1000, RW, MAP_SHARED, f, 0)
+    assert m.write(t, a, b"X") == 1
+    page = pfn_to_page(m.pgdat, pte_pfn(pte_of(m, t, a)))
+    with Tracer() as tr:
+        assert clear_page_dirty_for_io(page)
+    one = tr.roots[0].find("page_mkclean_one")
+    assert one is not None
+    names = [c.name for c in one.children]
+    order = ["pte_dirty", "pte_pfn", "ptep_clear_flush", "pte_wrprotect", "pte_mkclean",
+             "set_pte_at"]
+    assert [n for n in names if n in order] == order
+    assert not pte_of(m, t, a) & (_PAGE_DIRTY | _PAGE_RW)
+    assert m.write(t, a, b"Y") == 1  # faults again (wp_page_shared) and dirties the page
+    assert_invariants(m)

@@ -677,3 +677,26 @@ def test_move_pages_to_lru_frees_in_5_10_list_order() -> None:
     assert t.mm is not None and m.munmap(t.mm, a, 3 * 4096) == 0  # only isolation refs left
     moved, to_free = move_pages_to_lru(m.pgdat, m.pgdat.node_lruvec, pages)
     assert moved == 0 and to_free == pages[::-1]
+
+
+def test_try_to_unmap_one_uses_the_registered_pte_and_counter_helpers() -> None:
+    # 5.10 (one CPU): ptep_clear_flush, pte_dirty, update_hiwater_rss, then for an anon
+    # page dec_mm_counter(MM_ANONPAGES), inc_mm_counter(MM_SWAPENTS), set_pte_at of the swap
+    # pte, then page_remove_rmap and put_page.
+    m = small()
+    t = m.spawn()
+    touch(m, t, 8)
+    reclaim_inactive_anon(m, 8)
+    with Tracer() as tr:
+        reclaim_inactive_anon(m, 8)
+    unmaps = [n for r in tr.roots for n in _walk(r) if n.name == "try_to_unmap_one"]
+    assert unmaps
+    names = [c.name for c in unmaps[0].children]
+    order = ["ptep_clear_flush", "pte_dirty", "update_hiwater_rss", "dec_mm_counter",
+             "inc_mm_counter", "set_pte_at", "page_remove_rmap", "put_page"]
+    assert [n for n in names if n in order] == order
+    assert "ptep_get_and_clear" not in names  # it runs inside ptep_clear_flush
+
+
+def _walk(n):  # type: ignore[no-untyped-def]
+    return [n, *(d for c in n.children for d in _walk(c))]

@@ -78,7 +78,7 @@ from refmodel.arch.x86.pgtable_types import (
 from refmodel.bugs import KernelBug
 from refmodel.config import KERNEL_START_PFN
 from refmodel.mm import gfp as G
-from refmodel.mm.mm_types import mm_struct
+from refmodel.mm.mm_types import mm_struct, vm_area_struct
 from refmodel.mm.mmu_gather import mmu_gather, tlb_remove_page
 from refmodel.mm.mmzone import pfn_to_page, pglist_data
 from refmodel.mm.page_alloc import __free_pages as _free_pages_of_page
@@ -725,6 +725,15 @@ def pgd_clear(pgdat: pglist_data, pgd: int) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+@kernel("mm/pgtable-generic.c")
+def ptep_clear_flush(pgdat: pglist_data, vma: vm_area_struct, address: int, ptep: int) -> int:
+    """Models mm/pgtable-generic.c:ptep_clear_flush (x86 has no variant of its own):
+    ptep_get_and_clear, then a TLB flush (not modelled); the old value."""
+    mm = vma.vm_mm
+    assert mm is not None
+    return ptep_get_and_clear(pgdat, mm, address, ptep)
+
+
 # *_none_or_clear_bad (include/linux/pgtable.h, mm/pgtable-generic.c)
 
 
