@@ -221,13 +221,7 @@ def test_swap_out_chain_errata_39() -> None:
     (mm/swapfile.c), try_to_unmap (mm/rmap.c) and pageout → swap_writepage (mm/page_io.c)."""
     from refmodel.trace import lookup
 
-    m = small()
-    t = m.spawn()
-    touch(m, t, 8)
-    reclaim_inactive_anon(m, 8)
-    with Tracer() as tr:
-        reclaim_inactive_anon(m, 8)
-    root = tr.roots[0]
+    root = _second_reclaim_trace()[0]
     assert root.path_to("get_swap_pages") == [
         "shrink_inactive_list", "shrink_page_list", "add_to_swap", "get_swap_page",
         "refill_swap_slots_cache", "get_swap_pages"]
@@ -683,13 +677,8 @@ def test_try_to_unmap_one_uses_the_registered_pte_and_counter_helpers() -> None:
     # 5.10 (one CPU): ptep_clear_flush, pte_dirty, update_hiwater_rss, then for an anon
     # page dec_mm_counter(MM_ANONPAGES), inc_mm_counter(MM_SWAPENTS), set_pte_at of the swap
     # pte, then page_remove_rmap and put_page.
-    m = small()
-    t = m.spawn()
-    touch(m, t, 8)
-    reclaim_inactive_anon(m, 8)
-    with Tracer() as tr:
-        reclaim_inactive_anon(m, 8)
-    unmaps = [n for r in tr.roots for n in _walk(r) if n.name == "try_to_unmap_one"]
+    unmaps = [n for r in _second_reclaim_trace() for n in _walk(r)
+              if n.name == "try_to_unmap_one"]
     assert unmaps
     names = [c.name for c in unmaps[0].children]
     order = ["ptep_clear_flush", "pte_dirty", "update_hiwater_rss", "dec_mm_counter",
@@ -698,5 +687,16 @@ def test_try_to_unmap_one_uses_the_registered_pte_and_counter_helpers() -> None:
     assert "ptep_get_and_clear" not in names  # it runs inside ptep_clear_flush
 
 
-def _walk(n):  # type: ignore[no-untyped-def]
+def _walk(n: CallNode) -> list[CallNode]:
     return [n, *(d for c in n.children for d in _walk(c))]
+
+
+def _second_reclaim_trace() -> list[CallNode]:
+    """The trace of a second shrink of 8 inactive anon pages (the first set them up)."""
+    m = small()
+    t = m.spawn()
+    touch(m, t, 8)
+    reclaim_inactive_anon(m, 8)
+    with Tracer() as tr:
+        reclaim_inactive_anon(m, 8)
+    return tr.roots
