@@ -627,11 +627,8 @@ def do_swap_page(vmf: vm_fault) -> int:
     pgdat = vmf.pgdat
     vma = vmf.vma
     mm = vma.vm_mm
-    ptep = vmf.pte
-    assert mm is not None and ptep is not None
-    tables = pgdat.pgtables  # the pte is read in line (read_entry)
-    if tables.get(ptep >> PAGE_SHIFT, _NO_ENTRIES).get((ptep >> 3) & 511, 0) != vmf.orig_pte:
-        return 0  # pte_unmap_same
+    assert mm is not None
+    # pte_unmap_same: on x86-64 (a pte is one word) it compares nothing and says "same"
     entry = pte_to_swp_entry(vmf.orig_pte)
     if non_swap_entry(entry):
         raise KernelBug("model: non-swap entries are not modelled", f"{vmf.orig_pte:#x}")
@@ -642,15 +639,17 @@ def do_swap_page(vmf: vm_fault) -> int:
         page = swapin_readahead(pgdat, entry, G.GFP_HIGHUSER_MOVABLE, vma, vmf.address)
         swapcache = page
         if page is None:
-            if read_entry(pgdat, ptep) == vmf.orig_pte:
+            # back out if the pte changed meanwhile: re-take it (pte_offset_map_lock)
+            ptep = vmf.pte = pte_offset_map_lock(pgdat, mm, vmf.pmd, vmf.address)
+            if read_entry(pgdat, ptep) == vmf.orig_pte:  # pte_same
                 return VM_FAULT_OOM
             return 0
         ret = VM_FAULT_MAJOR
     if page.flags & _SWAPCACHE != _SWAPCACHE or page.private != entry:  # !PageSwapCache
         put_page(pgdat, page)  # out_page: someone freed the swap cache meanwhile
         return ret
-    if tables.get(ptep >> PAGE_SHIFT, _NO_ENTRIES).get((ptep >> 3) & 511, 0) != vmf.orig_pte:
-        # out_nomap
+    ptep = vmf.pte = pte_offset_map_lock(pgdat, mm, vmf.pmd, vmf.address)
+    if read_entry(pgdat, ptep) != vmf.orig_pte:  # !pte_same: out_nomap
         put_page(pgdat, page)
         return ret
     if not page.flags & PG_uptodate:

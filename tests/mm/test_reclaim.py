@@ -700,3 +700,21 @@ def _second_reclaim_trace() -> list[CallNode]:
     with Tracer() as tr:
         reclaim_inactive_anon(m, 8)
     return tr.roots
+
+
+def test_do_swap_page_re_takes_its_pte_with_pte_offset_map_lock() -> None:
+    # 5.10: pte_unmap_same is a no-op on x86-64; before mapping the page do_swap_page
+    # re-takes the pte (pte_offset_map_lock → pte_offset_map) and compares it.
+    m = small()
+    t = m.spawn()
+    a = touch(m, t, 8)
+    reclaim_inactive_anon(m, 8)
+    assert reclaim_inactive_anon(m, 8) == 8
+    with Tracer() as tr:
+        assert m.read(t, a, 1) == b"\x01"
+    dsp = [n for r in tr.roots for n in _walk(r) if n.name == "do_swap_page"]
+    assert len(dsp) == 1
+    names = [c.name for c in dsp[0].children]
+    assert names.count("pte_offset_map_lock") == 1
+    assert names.index("swapin_readahead") < names.index("pte_offset_map_lock")
+    assert names.index("pte_offset_map_lock") < names.index("set_pte_at")
