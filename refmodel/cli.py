@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -256,7 +257,14 @@ SUBCOMMAND_MODULES: tuple[str, ...] = ("refmodel.kerneldiff.cli", "refmodel.conf
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     fn: Callable[[argparse.Namespace], int] = args.fn
-    return fn(args)
+    try:
+        return fn(args)
+    except BrokenPipeError:
+        # the reader went away (`refmodel trace reclaim | head`): stop quietly, and keep
+        # the interpreter's final flush from complaining about the closed pipe
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # what a shell reports for a command ended by SIGPIPE
 
 
 if __name__ == "__main__":

@@ -102,3 +102,20 @@ def test_trace_oom_shows_out_of_memory_down_to___oom_kill_process(
         "__alloc_pages_may_oom", "out_of_memory", "select_bad_process"]
     code, text = run(capsys, "trace", "oom")
     assert code == 0 and "__oom_kill_process" in text and "[mm/oom_kill.c]" in text
+
+
+def test_a_closed_pipe_ends_the_command_quietly() -> None:
+    # `refmodel trace reclaim | head -1`: no traceback when the reader goes away
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from refmodel.cli import main; "
+         "sys.exit(main(['trace', 'reclaim']))"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141
+    assert first.startswith(b"# reclaim") and b"Traceback" not in err, err
