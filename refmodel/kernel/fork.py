@@ -81,7 +81,11 @@ def dup_mmap(mm: mm_struct, oldmm: mm_struct) -> int:
     (vm_area_dup), gets its anon_vma (anon_vma_fork), loses VM_LOCKED, takes a file
     reference, is linked in order, and has its page tables copied (copy_page_range, which
     skips VMAs a fault can refill). A VM_ACCOUNT VMA charges the overcommit counter again.
-    0 or -ENOMEM."""
+    Before each VMA it copies (VM_DONTCOPY ones are skipped first) a fatal signal pending
+    for current (the OOM killer chose the forking task) stops the copy with -EINTR.
+    0, -EINTR or -ENOMEM."""
+    assert oldmm.pgdat is not None
+    fatal_signal_pending = oldmm.pgdat.hooks.fatal_signal_pending
     mm.total_vm = oldmm.total_vm
     mm.data_vm = oldmm.data_vm
     mm.exec_vm = oldmm.exec_vm
@@ -95,6 +99,9 @@ def dup_mmap(mm: mm_struct, oldmm: mm_struct) -> int:
             mpnt = mpnt.vm_next
             continue
         charge = 0
+        # don't copy many VMAs once current has been OOM-killed, for example
+        if fatal_signal_pending is not None and fatal_signal_pending():
+            return -int(Errno.EINTR)
         if mpnt.vm_flags & VM_ACCOUNT:
             length = _mmap.vma_pages(mpnt)
             if _mmap.security_vm_enough_memory_mm(oldmm, length):
