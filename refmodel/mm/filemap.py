@@ -209,6 +209,35 @@ def delete_from_page_cache(pgdat: pglist_data, page: Page) -> None:
 
 
 @kernel(F)
+def find_get_entries(mapping: address_space, start: int, nr_entries: int,
+                     indices: list[int]) -> list[Page]:
+    """Models mm/filemap.c:find_get_entries: up to nr_entries cached pages from index
+    ``start`` on, in index order, each with a reference taken for the caller
+    (page_cache_get_speculative); their indices are appended to ``indices``. The model's
+    caches hold no value entries."""
+    found = sorted(i for i in mapping.i_pages if i >= start)[:nr_entries]
+    pages = []
+    for index in found:
+        page = mapping.i_pages[index]
+        page._refcount += 1  # page_cache_get_speculative (inline)
+        pages.append(page)
+        indices.append(index)
+    return pages
+
+
+@kernel(F)
+def delete_from_page_cache_batch(pgdat: pglist_data, mapping: address_space,
+                                 pages: list[Page]) -> None:
+    """Models mm/filemap.c:delete_from_page_cache_batch: every page of the batch leaves the
+    xarray (page_cache_delete_batch, here page_cache_delete each), then each drops the
+    cache's reference (page_cache_free_page → put_page)."""
+    for page in pages:
+        page_cache_delete(mapping, page)
+    for page in pages:
+        put_page(pgdat, page)
+
+
+@kernel(F)
 def filemap_write_and_wait(pgdat: pglist_data, f: file) -> int:
     """Models mm/filemap.c:filemap_write_and_wait (→ ->writepages): every dirty cached
     page's bytes below EOF go to the file's data, and the page is clean again. 0."""
