@@ -112,7 +112,7 @@ def dup_mmap(mm: mm_struct, oldmm: mm_struct) -> int:
         if tmp.vm_flags & VM_WIPEONFORK:
             tmp.anon_vma = None
         elif anon_vma_fork(tmp, mpnt):
-            _mmap.vm_unacct_memory(mm, charge)
+            _mmap.vm_unacct_memory(mm.vm_globals, charge)
             return -int(Errno.ENOMEM)
         tmp.vm_flags &= ~(VM_LOCKED | VM_LOCKONFAULT)
         if tmp.vm_file is not None:

@@ -18,6 +18,7 @@ from refmodel.mm.filemap import DIV_ROUND_UP, find_get_entries, mapping_gfp_mask
 from refmodel.mm.highmem import clear_highpage
 from refmodel.mm.mempolicy import alloc_page_vma
 from refmodel.mm.mm_types import vm_area_struct
+from refmodel.mm.mman import vm_unacct_memory
 from refmodel.mm.mmzone import pglist_data
 from refmodel.mm.swap import (
     PAGEVEC_SIZE,
@@ -80,9 +81,8 @@ def shmem_getpage_gfp(pgdat: pglist_data, f: file, index: int, sgp: int,
     page.flags |= PG_swapbacked  # __SetPageSwapBacked
     shmem_add_to_page_cache(page, mapping, index)
     lru_cache_add(pgdat, page)
-    if mapping.evict is None:  # the inode's eviction, wired when it first holds a page
-        mapping.swapbacked = True
-        mapping.evict = partial(shmem_evict_inode, pgdat)
+    if mapping.evict is None:  # a shmem file not made by shmem_zero_setup
+        shmem_file_setup_evict(pgdat, f)
     if sgp != SGP_WRITE and not page.flags & PG_uptodate:
         clear_highpage(pgdat, page)
         page.flags |= PG_uptodate
@@ -143,8 +143,28 @@ def shmem_truncate_range(pgdat: pglist_data, mapping: address_space, lstart: int
     shmem_undo_range(pgdat, mapping, lstart, lend)
 
 
+def shmem_file_setup_evict(pgdat: pglist_data, f: file) -> None:
+    """Model helper: a shmem inode's mapping is swap-backed and its eviction is
+    shmem_evict_inode (shmem_get_inode and shmem_aops in 5.10)."""
+    f.f_mapping.swapbacked = True
+    f.f_mapping.evict = partial(shmem_evict_inode, pgdat)
+
+
+@kernel(F)
+def shmem_unacct_size(f: file) -> None:
+    """Models mm/shmem.c:shmem_unacct_size: give back the overcommit charge of the
+    object's size (none for VM_NORESERVE)."""
+    if f.shmem_acct and f.acct_to is not None:
+        vm_unacct_memory(f.acct_to, f.shmem_acct)
+        f.shmem_acct = 0
+
+
 @kernel(F)
 def shmem_evict_inode(pgdat: pglist_data, mapping: address_space) -> None:
-    """Models mm/shmem.c:shmem_evict_inode: every page goes (the overcommit charge is
-    given back by fput, see refmodel.fs)."""
+    """Models mm/shmem.c:shmem_evict_inode: the size's overcommit charge goes back
+    (shmem_unacct_size), i_size becomes 0, and every page goes (shmem_truncate_range)."""
+    f = mapping.host
+    assert isinstance(f, file)
+    shmem_unacct_size(f)
+    f.size = 0
     shmem_truncate_range(pgdat, mapping, 0, -1)
