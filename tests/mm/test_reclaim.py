@@ -793,3 +793,27 @@ def test_shmem_eviction_frees_pagevec_batches_in_release_pages_last_index_first(
     assert _freed_pfns_per_release([undo]) == [pfns[14::-1], pfns[15:]]
     # only the first release drains the LRU pagevecs (percpu_pvec_drained)
     assert [len(_nodes(r, "lru_add_drain")) for r in _nodes(undo, "__pagevec_release")] == [1, 0]
+
+
+def test_set_page_dirty_of_a_swap_cache_page_goes_through_swap_set_page_dirty() -> None:
+    """page_mapping of a swap-cache page is the swap address_space, whose a_ops
+    ->set_page_dirty is swap_set_page_dirty (mm/page_io.c) → __set_page_dirty_no_writeback;
+    set_page_dirty clears PG_reclaim first for any page with a mapping."""
+    from refmodel.mm.page_writeback import set_page_dirty
+    from refmodel.mm.types import Page
+
+    page = Page(0x1234, 0)
+    page.mapping_flags = 1  # PAGE_MAPPING_ANON
+    page.flags |= int(PageFlags.PG_swapbacked | PageFlags.PG_owner_priv_1 | PageFlags.PG_reclaim)
+    with Tracer() as tr:
+        assert set_page_dirty(page) == 1
+    assert page.flags & PageFlags.PG_dirty and not page.flags & PageFlags.PG_reclaim
+    assert tr.roots[0].path_to("__set_page_dirty_no_writeback") == [
+        "set_page_dirty", "swap_set_page_dirty", "__set_page_dirty_no_writeback"]
+    # an anonymous page outside the swap cache has no mapping: TestSetPageDirty only
+    anon = Page(0x1235, 0)
+    anon.mapping_flags = 1
+    anon.flags |= int(PageFlags.PG_swapbacked | PageFlags.PG_reclaim)
+    with Tracer() as tr:
+        assert set_page_dirty(anon) == 1
+    assert tr.roots[0].children == [] and anon.flags & PageFlags.PG_reclaim
