@@ -105,6 +105,7 @@ def dup_mmap(mm: mm_struct, oldmm: mm_struct) -> int:
         if mpnt.vm_flags & VM_ACCOUNT:
             length = _mmap.vma_pages(mpnt)
             if _mmap.security_vm_enough_memory_mm(oldmm, length):
+                _mmap.vm_unacct_memory(mm.vm_globals, charge)  # fail_nomem (charge is 0)
                 return -int(Errno.ENOMEM)
             charge = length
         tmp = vm_area_dup(mpnt)
@@ -112,12 +113,17 @@ def dup_mmap(mm: mm_struct, oldmm: mm_struct) -> int:
         if tmp.vm_flags & VM_WIPEONFORK:
             tmp.anon_vma = None
         elif anon_vma_fork(tmp, mpnt):
+            vm_area_free(tmp)  # fail_nomem_anon_vma_fork → fail_nomem_policy
             _mmap.vm_unacct_memory(mm.vm_globals, charge)
             return -int(Errno.ENOMEM)
         tmp.vm_flags &= ~(VM_LOCKED | VM_LOCKONFAULT)
         if tmp.vm_file is not None:
             get_file(tmp.vm_file)
-            _mmap.__vma_link_file(tmp)  # vma_interval_tree_insert_after
+            # vma_interval_tree_insert_after(tmp, mpnt, &mapping->i_mmap), in line as in
+            # 5.10: tmp comes right after mpnt in the tree's order
+            i_mmap = tmp.vm_file.f_mapping.i_mmap
+            pos = next((i for i, v in enumerate(i_mmap) if v is mpnt), len(i_mmap) - 1)
+            i_mmap.insert(pos + 1, tmp)
         tmp.vm_prev = prev
         tmp.vm_next = None
         if prev is None:

@@ -348,3 +348,44 @@ def test_dup_mmap_copies_nothing_when_the_signal_is_already_pending() -> None:
         assert m.fork(p) == -int(Errno.ENOMEM)
     dup = tr.roots[0].find("dup_mmap")
     assert dup is not None and dup.find("vm_area_dup") is None
+
+
+def test_dup_mmap_puts_the_childs_file_vma_right_after_the_parents_in_i_mmap() -> None:
+    """5.10's dup_mmap inserts the copy with vma_interval_tree_insert_after(tmp, mpnt) in
+    line (no __vma_link_file): a second fork's VMA comes before the first fork's."""
+    m = small_machine()
+    p = m.spawn()
+    assert p.mm is not None
+    f = m.create_file("lib", bytes(4096))
+    m.mmap(p.mm, 0, 4096, PROT_READ, MAP_PRIVATE, f)
+    with Tracer() as tr:
+        c1 = m.fork(p)
+    assert tr.roots[0].find("__vma_link_file") is None
+    c2 = m.fork(p)
+    assert isinstance(c1, Task) and isinstance(c2, Task)
+    assert [v.vm_mm for v in f.f_mapping.i_mmap] == [p.mm, c2.mm, c1.mm]
+
+
+def test_dup_mmap_refused_charge_goes_through_fail_nomem(monkeypatch: pytest.MonkeyPatch) -> None:
+    """security_vm_enough_memory_mm failing: dup_mmap's fail_nomem, vm_unacct_memory(0)."""
+    from refmodel.mm import mmap as mmap_mod
+
+    m = small_machine()
+    p = m.spawn()
+    assert p.mm is not None
+    m.mmap(p.mm, 0, 4096, RW, ANON)
+    monkeypatch.setattr(mmap_mod, "security_vm_enough_memory_mm", lambda mm, pages: -12)
+    with Tracer() as tr:
+        assert m.fork(p) == -int(Errno.ENOMEM)
+    dup = tr.roots[0].find("dup_mmap")
+    assert dup is not None and [c.name for c in dup.children] == ["vm_unacct_memory"]
+
+
+def test_exit_mm_does_not_read_the_rss() -> None:
+    """5.10's exit_mm: mmgrab, mmput; the hiwater read is do_exit's (signal->maxrss)."""
+    m = small_machine()
+    p = m.spawn()
+    with Tracer() as tr:
+        m.exit(p)
+    exit_mm = tr.roots[0].find("exit_mm")
+    assert exit_mm is not None and [c.name for c in exit_mm.children] == ["mmgrab", "mmput"]
