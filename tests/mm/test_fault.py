@@ -807,3 +807,20 @@ def test_check_vma_flags_asks_is_cow_mapping_for_a_forced_write() -> None:
     with Tracer() as tr:
         assert check_vma_flags(vma, FOLL_WRITE | FOLL_FORCE) == 0
     assert _kids(tr.roots[0]) == ["is_cow_mapping"]
+
+
+def test_a_file_read_fault_adds_the_page_with_get_page_after_a_filemap_c_alloc() -> None:
+    """5.10: __add_to_page_cache_locked takes the cache's reference with get_page;
+    __page_cache_alloc is mm/filemap.c's (CONFIG_NUMA), not the pagemap.h inline."""
+    m = small_machine()
+    t = m.spawn()
+    assert t.mm is not None
+    f = m.create_file("data", b"abc")
+    a = m.mmap(t.mm, 0, 4096, PROT_READ, MAP_PRIVATE, f)
+    with Tracer() as tr:
+        assert m.read(t, a, 3) == b"abc"
+    add = tr.roots[0].find("__add_to_page_cache_locked")
+    assert add is not None and _kids(add) == ["get_page"]
+    alloc = lookup("__page_cache_alloc")
+    assert alloc is not None and alloc.file == "mm/filemap.c"
+    assert f.f_mapping.i_pages[0]._refcount == 2  # the cache's and the mapping's
