@@ -59,7 +59,7 @@ class file:
     has_mmap: bool = True  # f_op->mmap exists (ENODEV otherwise)
     f_count: int = 1
     # shmem_acct_size: pages charged to vm_committed_as for this shmem object, given back
-    # by shmem_unacct_size when the last reference goes (shmem_evict_inode)
+    # by shmem_unacct_size when the inode is evicted (shmem_evict_inode)
     shmem_acct: int = 0
     acct_to: vm_globals | None = None
     # The file's contents on "disk" (model-only; readpage copies from it, writeback to it)
@@ -81,11 +81,8 @@ def get_file(f: file) -> file:
 
 
 def fput(f: file) -> None:
-    """fs/file_table.c:fput. The final release only gives back a shmem object's
-    overcommit charge (shmem_evict_inode → shmem_unacct_size)."""
+    """fs/file_table.c:fput. The final release evicts the inode (a shmem object's
+    shmem_evict_inode gives back its overcommit charge)."""
     f.f_count -= 1
-    if f.f_count == 0 and f.shmem_acct and f.acct_to is not None:
-        f.acct_to.vm_committed_as -= f.shmem_acct
-        f.shmem_acct = 0
     if f.f_count == 0 and f.f_mapping.evict is not None:
         f.f_mapping.evict(f.f_mapping)  # the last reference: the inode goes, its cache too

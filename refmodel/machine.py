@@ -11,6 +11,7 @@ from refmodel.arch.x86.pgtable import pgd_alloc
 from refmodel.arch.x86.sys_x86_64 import sys_mmap
 from refmodel.bugs import KernelBug
 from refmodel.config import BuddyConfig, MachineConfig
+from refmodel.errno import Errno
 from refmodel.fs import address_space, file, fput
 from refmodel.kernel.exit import do_exit, release_task
 from refmodel.kernel.fork import dup_mm, mmput
@@ -30,8 +31,6 @@ from refmodel.mm.truncate import truncate_inode_pages_final
 from refmodel.mm.types import Page
 from refmodel.mm.vmscan import kswapd, try_to_free_pages, wakeup_kswapd
 from refmodel.task import Task, user_read, user_write
-
-ERESTARTNOINTR = 513  # include/linux/errno.h: never seen by user space
 
 
 class Machine:
@@ -163,18 +162,21 @@ class Machine:
         return t
 
     def fork(self, task: Task) -> Task | int:
-        """fork(2) for the memory side: the child's mm is dup_mm(parent's); the child task,
-        -ENOMEM, or -ERESTARTNOINTR when the parent was killed (the OOM killer's SIGKILL)
-        while its memory was copied: copy_process (kernel/fork.c) then cancels the fork, so
-        that the child cannot slip out of the kill, and drops the copied mm (mmput)."""
+        """fork(2) for the memory side: the child's mm is dup_mm(parent's); the child task
+        or -errno. A parent killed (the OOM killer's SIGKILL) while its memory is copied
+        gets no child, as in 5.10's copy_process: if dup_mmap sees the signal before a VMA
+        it stops with -EINTR, dup_mm fails and copy_mm reports -ENOMEM; if the signal came
+        after the last VMA was copied, copy_mm succeeds and copy_process's later
+        fatal_signal_pending check cancels the fork with -EINTR, dropping the copied mm
+        (mmput)."""
         if task.mm is None:
             raise ValueError(f"{task} has exited")
         self._enter(task)
         try:
             mm = dup_mm(task.mm)
             if mm is not None and task.sigkill_pending:
-                mmput(mm)
-                return -ERESTARTNOINTR
+                mmput(mm)  # bad_fork_cleanup_mm
+                return -int(Errno.EINTR)
         finally:
             self._leave()
         if mm is None:

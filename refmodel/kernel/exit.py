@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from refmodel.kernel.fork import mmdrop, mmgrab, mmput
-from refmodel.mm.memory import get_mm_rss
 from refmodel.mm.mm_types import mm_struct
 from refmodel.trace import kernel
 
@@ -24,8 +23,8 @@ F = "kernel/exit.c"
 @kernel(F)
 def exit_mm(mm: mm_struct) -> None:
     """Models kernel/exit.c:exit_mm: sync_mm_rss (rss is never batched in the model),
-    mmgrab for active_mm, current->mm = NULL, mmput."""
-    mm.hiwater_rss = max(mm.hiwater_rss, get_mm_rss(mm))
+    mmgrab for active_mm, current->mm = NULL, mmput. (mm->hiwater_rss is only read on
+    exit, by do_exit's setmax_mm_hiwater_rss into signal->maxrss, which is not modelled.)"""
     mmgrab(mm)
     mmput(mm)
 

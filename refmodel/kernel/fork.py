@@ -81,7 +81,11 @@ def dup_mmap(mm: mm_struct, oldmm: mm_struct) -> int:
     (vm_area_dup), gets its anon_vma (anon_vma_fork), loses VM_LOCKED, takes a file
     reference, is linked in order, and has its page tables copied (copy_page_range, which
     skips VMAs a fault can refill). A VM_ACCOUNT VMA charges the overcommit counter again.
-    0 or -ENOMEM."""
+    Before each VMA it copies (VM_DONTCOPY ones are skipped first) a fatal signal pending
+    for current (the OOM killer chose the forking task) stops the copy with -EINTR.
+    0, -EINTR or -ENOMEM."""
+    assert oldmm.pgdat is not None
+    fatal_signal_pending = oldmm.pgdat.hooks.fatal_signal_pending
     mm.total_vm = oldmm.total_vm
     mm.data_vm = oldmm.data_vm
     mm.exec_vm = oldmm.exec_vm
@@ -95,9 +99,13 @@ def dup_mmap(mm: mm_struct, oldmm: mm_struct) -> int:
             mpnt = mpnt.vm_next
             continue
         charge = 0
+        # don't copy many VMAs once current has been OOM-killed, for example
+        if fatal_signal_pending is not None and fatal_signal_pending():
+            return -int(Errno.EINTR)
         if mpnt.vm_flags & VM_ACCOUNT:
             length = _mmap.vma_pages(mpnt)
             if _mmap.security_vm_enough_memory_mm(oldmm, length):
+                _mmap.vm_unacct_memory(mm.vm_globals, charge)  # fail_nomem (charge is 0)
                 return -int(Errno.ENOMEM)
             charge = length
         tmp = vm_area_dup(mpnt)
@@ -105,12 +113,17 @@ def dup_mmap(mm: mm_struct, oldmm: mm_struct) -> int:
         if tmp.vm_flags & VM_WIPEONFORK:
             tmp.anon_vma = None
         elif anon_vma_fork(tmp, mpnt):
-            _mmap.vm_unacct_memory(mm, charge)
+            vm_area_free(tmp)  # fail_nomem_anon_vma_fork → fail_nomem_policy
+            _mmap.vm_unacct_memory(mm.vm_globals, charge)
             return -int(Errno.ENOMEM)
         tmp.vm_flags &= ~(VM_LOCKED | VM_LOCKONFAULT)
         if tmp.vm_file is not None:
             get_file(tmp.vm_file)
-            _mmap.__vma_link_file(tmp)  # vma_interval_tree_insert_after
+            # vma_interval_tree_insert_after(tmp, mpnt, &mapping->i_mmap), in line as in
+            # 5.10: tmp comes right after mpnt in the tree's order
+            i_mmap = tmp.vm_file.f_mapping.i_mmap
+            pos = next((i for i, v in enumerate(i_mmap) if v is mpnt), len(i_mmap) - 1)
+            i_mmap.insert(pos + 1, tmp)
         tmp.vm_prev = prev
         tmp.vm_next = None
         if prev is None:

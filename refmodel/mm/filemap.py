@@ -15,7 +15,7 @@ from refmodel.mm import gfp as G
 from refmodel.mm.mmzone import pglist_data
 from refmodel.mm.page_alloc import alloc_pages
 from refmodel.mm.page_writeback import set_page_dirty
-from refmodel.mm.swap import lru_cache_add, mark_page_accessed, put_page
+from refmodel.mm.swap import get_page, lru_cache_add, mark_page_accessed, put_page
 from refmodel.mm.types import Page, PageFlags
 from refmodel.mm.vm_fault import (
     FAULT_FLAG_TRIED,
@@ -53,15 +53,14 @@ def mapping_gfp_mask(mapping: address_space) -> int:
     return G.GFP_HIGHUSER_MOVABLE
 
 
-def _get_page(page: Page) -> None:
+def _get_page_speculative(page: Page) -> None:
+    """include/linux/pagemap.h:page_cache_get_speculative (inline): a lookup's reference."""
     page._refcount += 1
 
 
-
-
-@kernel("include/linux/pagemap.h")
+@kernel(F)
 def __page_cache_alloc(pgdat: pglist_data, gfp: int) -> Page | None:
-    """Models include/linux/pagemap.h:__page_cache_alloc (no cpuset page spreading)."""
+    """Models mm/filemap.c:__page_cache_alloc (CONFIG_NUMA; no cpuset page spreading)."""
     return alloc_pages(pgdat, gfp, 0)
 
 
@@ -72,7 +71,7 @@ def __add_to_page_cache_locked(page: Page, mapping: address_space, offset: int,
     page->mapping and page->index, the xarray slot. 0, or -EEXIST if the slot is taken."""
     if offset in mapping.i_pages:
         return -17  # -EEXIST
-    _get_page(page)
+    get_page(page)
     page.mapping = mapping
     page.index = offset
     mapping.i_pages[offset] = page
@@ -99,7 +98,7 @@ def pagecache_get_page(pgdat: pglist_data, mapping: address_space, index: int,
     keeps the allocation's reference). None if absent (or the allocation failed)."""
     page = mapping.i_pages.get(index)  # find_get_entry
     if page is not None:
-        _get_page(page)
+        _get_page_speculative(page)  # find_get_entry
         if fgp_flags & FGP_ACCESSED:
             mark_page_accessed(pgdat, page)
         return page
@@ -209,6 +208,35 @@ def delete_from_page_cache(pgdat: pglist_data, page: Page) -> None:
 
 
 @kernel(F)
+def find_get_entries(mapping: address_space, start: int, nr_entries: int,
+                     indices: list[int]) -> list[Page]:
+    """Models mm/filemap.c:find_get_entries: up to nr_entries cached pages from index
+    ``start`` on, in index order, each with a reference taken for the caller
+    (page_cache_get_speculative); their indices are appended to ``indices``. The model's
+    caches hold no value entries."""
+    found = sorted(i for i in mapping.i_pages if i >= start)[:nr_entries]
+    pages = []
+    for index in found:
+        page = mapping.i_pages[index]
+        _get_page_speculative(page)
+        pages.append(page)
+        indices.append(index)
+    return pages
+
+
+@kernel(F)
+def delete_from_page_cache_batch(pgdat: pglist_data, mapping: address_space,
+                                 pages: list[Page]) -> None:
+    """Models mm/filemap.c:delete_from_page_cache_batch: every page of the batch leaves the
+    xarray (page_cache_delete_batch, here page_cache_delete each), then each drops the
+    cache's reference (page_cache_free_page → put_page)."""
+    for page in pages:
+        page_cache_delete(mapping, page)
+    for page in pages:
+        put_page(pgdat, page)
+
+
+@kernel(F)
 def filemap_write_and_wait(pgdat: pglist_data, f: file) -> int:
     """Models mm/filemap.c:filemap_write_and_wait (→ ->writepages): every dirty cached
     page's bytes below EOF go to the file's data, and the page is clean again. 0."""
@@ -217,7 +245,10 @@ def filemap_write_and_wait(pgdat: pglist_data, f: file) -> int:
         if not page.flags & PG_dirty:
             continue
         write_page_to_file(pgdat, f, page)
-        page.flags &= ~PG_dirty  # clear_page_dirty_for_io; writeback completes at once
+        # clear_page_dirty_for_io, in line: the registered one (in mm/vmscan.py) needs
+        # rmap's page_mkclean, and both sit above this module; eviction runs once no VMA
+        # maps the file, so page_mkclean would find nothing. Writeback completes at once.
+        page.flags &= ~PG_dirty
     return 0
 
 

@@ -145,6 +145,18 @@ _MAP_VM_FLAG_BITS = MAP_GROWSDOWN | MAP_DENYWRITE | MAP_LOCKED | MAP_SYNC
 
 
 @kernel("include/linux/mman.h")
+def vm_acct_memory(g: vm_globals, pages: int) -> None:
+    """Models include/linux/mman.h:vm_acct_memory: vm_committed_as += pages (the model
+    passes the machine's globals that hold it)."""
+    g.vm_committed_as += pages
+
+
+@kernel("include/linux/mman.h")
+def vm_unacct_memory(g: vm_globals, pages: int) -> None:
+    vm_acct_memory(g, -pages)
+
+
+@kernel("include/linux/mman.h")
 def calc_vm_prot_bits(prot: int, pkey: int) -> int:
     """Models include/linux/mman.h:calc_vm_prot_bits: PROT_READ/WRITE/EXEC to VM_READ/WRITE/
     EXEC, plus the protection key as VM_PKEY_BIT0..3 (arch_calc_vm_prot_bits on x86)."""

@@ -56,8 +56,11 @@ from refmodel.mm.mman import (
     calc_vm_flag_bits,
     calc_vm_prot_bits,
 )
+from refmodel.mm.mman import vm_acct_memory as vm_acct_memory
+from refmodel.mm.mman import vm_unacct_memory as vm_unacct_memory
 from refmodel.mm.mmu_gather import tlb_finish_mmu, tlb_gather_mmu
 from refmodel.mm.rmap import anon_vma_clone, anon_vma_merge, unlink_anon_vmas
+from refmodel.mm.shmem import shmem_file_setup_evict
 from refmodel.mm.swap import lru_add_drain
 from refmodel.mm.vm_flags import (
     VM_ACCOUNT,
@@ -597,28 +600,18 @@ def vm_stat_account(mm: mm_struct, flags: int, npages: int) -> None:
         mm.data_vm += npages
 
 
-@kernel("include/linux/mman.h")
-def vm_acct_memory(mm: mm_struct, pages: int) -> None:
-    mm.vm_globals.vm_committed_as += pages
-
-
-@kernel("include/linux/mman.h")
-def vm_unacct_memory(mm: mm_struct, pages: int) -> None:
-    vm_acct_memory(mm, -pages)
-
-
 @kernel("mm/util.c")
 def __vm_enough_memory(mm: mm_struct, pages: int, cap_sys_admin: bool) -> int:
     """Models mm/util.c:__vm_enough_memory. OVERCOMMIT_GUESS refuses only a request larger
     than RAM + swap; OVERCOMMIT_NEVER compares vm_committed_as with the commit limit (the
     admin and user reserves are taken as their usual 8 MiB and 128 MiB caps)."""
     g = mm.vm_globals
-    vm_acct_memory(mm, pages)
+    vm_acct_memory(mm.vm_globals, pages)
     if g.sysctl_overcommit_memory == OVERCOMMIT_ALWAYS:
         return 0
     if g.sysctl_overcommit_memory == OVERCOMMIT_GUESS:
         if pages > g.totalram_pages + g.total_swap_pages:
-            vm_unacct_memory(mm, pages)
+            vm_unacct_memory(mm.vm_globals, pages)
             return ENOMEM
         return 0
     assert g.sysctl_overcommit_memory == OVERCOMMIT_NEVER
@@ -628,7 +621,7 @@ def __vm_enough_memory(mm: mm_struct, pages: int, cap_sys_admin: bool) -> int:
     allowed -= min(mm.total_vm // 32, (131072 << 10) >> PAGE_SHIFT)
     if g.vm_committed_as < allowed:
         return 0
-    vm_unacct_memory(mm, pages)
+    vm_unacct_memory(mm.vm_globals, pages)
     return ENOMEM
 
 
@@ -938,7 +931,7 @@ def mmap_region(mm: mm_struct, file: file | None, addr: int, len: int, vm_flags:
             if error:
                 vm_area_free(new)  # free_vma:, then unacct_error:
                 if charged:
-                    vm_unacct_memory(mm, charged)
+                    vm_unacct_memory(mm.vm_globals, charged)
                 return error
         else:
             vma_set_anonymous(new)
@@ -981,6 +974,8 @@ def shmem_zero_setup(vma: vm_area_struct) -> int:
     if not vma.vm_flags & VM_NORESERVE:
         f.shmem_acct = pages
         f.acct_to = mm.vm_globals
+    assert mm.pgdat is not None
+    shmem_file_setup_evict(mm.pgdat, f)  # the inode's ->evict_inode is shmem_evict_inode
     if vma.vm_file is not None:
         fput(vma.vm_file)
     vma.vm_file = f
@@ -1099,7 +1094,7 @@ def remove_vma_list(mm: mm_struct, vmas: list[vm_area_struct]) -> None:
             nr_accounted += nrpages
         vm_stat_account(mm, flags, -nrpages)
         remove_vma(vma)
-    vm_unacct_memory(mm, nr_accounted)
+    vm_unacct_memory(mm.vm_globals, nr_accounted)
 
 
 def _do_munmap(mm: mm_struct, start: int, len: int, downgrade: bool) -> int:

@@ -53,7 +53,7 @@ def exit_mmap(mm: mm_struct) -> None:
             nr_accounted += _mmap.vma_pages(v)
         _mmap.remove_vma(v)
         v = nxt
-    _mmap.vm_unacct_memory(mm, nr_accounted)
+    _mmap.vm_unacct_memory(mm.vm_globals, nr_accounted)
     mm.mmap = None
     mm.mm_rb = VmaIndex()
     mm.map_count = 0

@@ -254,12 +254,12 @@ def mprotect_fixup(mm: mm_struct, vma: vm_area_struct, prev: vm_area_struct | No
         if start != vma.vm_start:
             error = split_vma(mm, vma, start, 1)
             if error:
-                vm_unacct_memory(mm, charged)
+                vm_unacct_memory(mm.vm_globals, charged)
                 return error, prev
         if end != vma.vm_end:
             error = split_vma(mm, vma, end, 0)
             if error:
-                vm_unacct_memory(mm, charged)
+                vm_unacct_memory(mm.vm_globals, charged)
                 return error, prev
 
     vma.vm_flags = newflags

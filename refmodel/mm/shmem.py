@@ -12,13 +12,22 @@ from __future__ import annotations
 
 from functools import partial
 
+from refmodel.bugs import KernelBug
 from refmodel.fs import address_space, file
-from refmodel.mm.filemap import DIV_ROUND_UP, delete_from_page_cache, mapping_gfp_mask
+from refmodel.mm.filemap import DIV_ROUND_UP, find_get_entries, mapping_gfp_mask
 from refmodel.mm.highmem import clear_highpage
 from refmodel.mm.mempolicy import alloc_page_vma
 from refmodel.mm.mm_types import vm_area_struct
+from refmodel.mm.mman import vm_unacct_memory
 from refmodel.mm.mmzone import pglist_data
-from refmodel.mm.swap import lru_cache_add
+from refmodel.mm.swap import (
+    PAGEVEC_SIZE,
+    lru_cache_add,
+    pagevec,
+    pagevec_release,
+    pagevec_remove_exceptionals,
+)
+from refmodel.mm.truncate import truncate_inode_page
 from refmodel.mm.types import Page, PageFlags
 from refmodel.mm.vm_fault import VM_FAULT_LOCKED, VM_FAULT_OOM, VM_FAULT_SIGBUS, vm_fault
 from refmodel.trace import kernel
@@ -30,6 +39,7 @@ PG_uptodate = int(PageFlags.PG_uptodate)
 SGP_READ, SGP_CACHE, SGP_NOHUGE, SGP_HUGE, SGP_WRITE, SGP_FALLOC = range(6)
 EINVAL = -22
 ENOMEM = -12
+ULONG_MAX = (1 << 64) - 1  # (pgoff_t)-1: "to the end of the file"
 
 
 @kernel(F)
@@ -71,9 +81,8 @@ def shmem_getpage_gfp(pgdat: pglist_data, f: file, index: int, sgp: int,
     page.flags |= PG_swapbacked  # __SetPageSwapBacked
     shmem_add_to_page_cache(page, mapping, index)
     lru_cache_add(pgdat, page)
-    if mapping.evict is None:  # the inode's eviction, wired when it first holds a page
-        mapping.swapbacked = True
-        mapping.evict = partial(shmem_evict_inode, pgdat)
+    if mapping.evict is None:  # a shmem file not made by shmem_zero_setup
+        shmem_file_setup_evict(pgdat, f)
     if sgp != SGP_WRITE and not page.flags & PG_uptodate:
         clear_highpage(pgdat, page)
         page.flags |= PG_uptodate
@@ -97,13 +106,34 @@ def shmem_fault(vmf: vm_fault) -> int:
 @kernel(F)
 def shmem_undo_range(pgdat: pglist_data, mapping: address_space, lstart: int,
                      lend: int) -> None:
-    """Models mm/shmem.c:shmem_undo_range for whole pages nobody maps: each leaves the
-    cache (truncate_inode_page → delete_from_page_cache)."""
+    """Models mm/shmem.c:shmem_undo_range for whole pages nobody maps (no swap entries, no
+    unfalloc): batches of up to PAGEVEC_SIZE pages looked up with a reference
+    (find_get_entries), each page leaving the cache (truncate_inode_page), then
+    pagevec_release (→ release_pages, where the last references go: each batch is freed
+    through free_unref_page_list, last index first). The second pass finds nothing."""
     start = DIV_ROUND_UP(lstart, PAGE_SIZE)
-    for index in sorted(i for i in mapping.i_pages if i >= start):
-        page = mapping.i_pages[index]
-        page.flags &= ~int(PageFlags.PG_dirty)
-        delete_from_page_cache(pgdat, page)
+    end = ULONG_MAX if lend == -1 else (lend + 1) // PAGE_SIZE
+    pvec = pagevec()
+    index = start
+    while index < end:
+        indices: list[int] = []
+        pvec.pages = find_get_entries(mapping, index, min(end - index, PAGEVEC_SIZE),
+                                      indices)
+        if not pvec.pages:
+            break
+        for page, idx in zip(pvec.pages, indices, strict=True):
+            index = idx
+            if index >= end:
+                break
+            if page.mapping is mapping:  # page_mapping(page) == mapping (trylock succeeds)
+                truncate_inode_page(pgdat, mapping, page)
+        pagevec_remove_exceptionals(pvec)
+        pagevec_release(pgdat, pvec)
+        index += 1
+    # the second pass: whatever the first could not lock (nothing, in the model)
+    indices = []
+    if find_get_entries(mapping, start, min(end - start, PAGEVEC_SIZE), indices):
+        raise KernelBug("model: shmem_undo_range left pages behind", f"indices {indices}")
 
 
 @kernel(F)
@@ -113,8 +143,28 @@ def shmem_truncate_range(pgdat: pglist_data, mapping: address_space, lstart: int
     shmem_undo_range(pgdat, mapping, lstart, lend)
 
 
+def shmem_file_setup_evict(pgdat: pglist_data, f: file) -> None:
+    """Model helper: a shmem inode's mapping is swap-backed and its eviction is
+    shmem_evict_inode (shmem_get_inode and shmem_aops in 5.10)."""
+    f.f_mapping.swapbacked = True
+    f.f_mapping.evict = partial(shmem_evict_inode, pgdat)
+
+
+@kernel(F)
+def shmem_unacct_size(f: file) -> None:
+    """Models mm/shmem.c:shmem_unacct_size: give back the overcommit charge of the
+    object's size (none for VM_NORESERVE)."""
+    if f.shmem_acct and f.acct_to is not None:
+        vm_unacct_memory(f.acct_to, f.shmem_acct)
+        f.shmem_acct = 0
+
+
 @kernel(F)
 def shmem_evict_inode(pgdat: pglist_data, mapping: address_space) -> None:
-    """Models mm/shmem.c:shmem_evict_inode: every page goes (the overcommit charge is
-    given back by fput, see refmodel.fs)."""
+    """Models mm/shmem.c:shmem_evict_inode: the size's overcommit charge goes back
+    (shmem_unacct_size), i_size becomes 0, and every page goes (shmem_truncate_range)."""
+    f = mapping.host
+    assert isinstance(f, file)
+    shmem_unacct_size(f)
+    f.size = 0
     shmem_truncate_range(pgdat, mapping, 0, -1)

@@ -10,6 +10,8 @@ the lists, is 5.10's.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from refmodel.bugs import KernelBug
 from refmodel.mm.mm_inline import (
     add_page_to_lru_list,
@@ -235,6 +237,41 @@ def release_pages(pgdat: pglist_data, pages: list[Page]) -> None:
             del_page_from_lru_list(page, lv, page_off_lru(page))
         pages_to_free.insert(0, page)
     free_unref_page_list(pgdat, pages_to_free)
+
+
+@dataclass(slots=True)
+class pagevec:
+    """include/linux/pagevec.h:struct pagevec: up to PAGEVEC_SIZE pages, each holding a
+    reference until pagevec_release, and whether this CPU's LRU pagevecs were drained for
+    it yet (percpu_pvec_drained)."""
+
+    pages: list[Page] = field(default_factory=list)
+    percpu_pvec_drained: bool = False
+
+
+@kernel(F)
+def pagevec_remove_exceptionals(pvec: pagevec) -> None:
+    """Models mm/swap.c:pagevec_remove_exceptionals: drop the value (swap, shadow) entries
+    from a lookup's result. The model's page caches hold pages only, so none is there."""
+
+
+@kernel(F)
+def __pagevec_release(pgdat: pglist_data, pvec: pagevec) -> None:
+    """Models mm/swap.c:__pagevec_release (pagevec_release, include/linux/pagevec.h, calls
+    it for a non-empty pagevec): drain the LRU pagevecs once per pagevec, then drop every
+    page's reference together (release_pages), and empty the pagevec."""
+    if not pvec.percpu_pvec_drained:
+        lru_add_drain(pgdat)
+        pvec.percpu_pvec_drained = True
+    release_pages(pgdat, pvec.pages)
+    pvec.pages = []
+
+
+def pagevec_release(pgdat: pglist_data, pvec: pagevec) -> None:
+    """include/linux/pagevec.h:pagevec_release (inline: only __pagevec_release is a
+    call)."""
+    if pvec.pages:
+        __pagevec_release(pgdat, pvec)
 
 
 def lru_list_of(pgdat: pglist_data, page: Page) -> int | None:

@@ -198,6 +198,25 @@ def test_pgd_alloc_allocates_exactly_one_page_and_no_lower_levels(levels: int) -
 
 
 @BOTH
+def test_virt_to_page_is_pgd_list_adds_and_dels_not_pgd_allocs(levels: int) -> None:
+    """5.10's pgd_alloc keeps the pgd's address; pgd_list_add and pgd_list_del take its
+    struct page with virt_to_page."""
+    m = machine(levels)
+    mm = mm_struct(paging_levels=levels)
+    with Tracer() as t:
+        pgd = pgd_alloc(m.pgdat, mm)
+    root = t.roots[0]
+    assert pgd is not None and "virt_to_page" not in [c.name for c in root.children]
+    assert root.path_to("virt_to_page") == ["pgd_alloc", "pgd_ctor", "pgd_list_add",
+                                            "virt_to_page"]
+    with Tracer() as t:
+        pgd_free(m.pgdat, mm, pgd)
+    assert t.roots[0].path_to("virt_to_page") == ["pgd_free", "pgd_dtor", "pgd_list_del",
+                                                  "virt_to_page"]
+    assert m.pgdat.pgd_list == []
+
+
+@BOTH
 def test_pgd_ctor_copies_the_kernel_half_from_swapper_pg_dir_only(levels: int) -> None:
     m = machine(levels)
     mm = new_mm(m.pgdat)

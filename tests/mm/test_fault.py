@@ -707,3 +707,120 @@ def test_page_mkclean_one_clears_through_ptep_clear_flush() -> None:
     assert not pte_of(m, t, a) & (_PAGE_DIRTY | _PAGE_RW)
     assert m.write(t, a, b"Y") == 1  # faults again (wp_page_shared) and dirties the page
     assert_invariants(m)
+
+
+# --------------------------------------------------------------------------------------------
+# mm/gup.c: populate walks with follow_page_mask and touches what it finds
+
+
+def _all(node: CallNode, name: str) -> list[CallNode]:
+    out = [node] if node.name == name else []
+    for c in node.children:
+        out += _all(c, name)
+    return out
+
+
+def test_populate_follows_the_page_tables_level_by_level_and_marks_pages_accessed() -> None:
+    from refmodel.mm.mman import MAP_POPULATE
+    from refmodel.mm.types import PageFlags
+
+    m = small_machine()
+    t = m.spawn()
+    assert t.mm is not None
+    plain = m.mmap(t.mm, 0, 0x1000, RW, ANON)
+    m.write(t, plain, b"x")  # a fault alone does not set PG_referenced
+    first = pfn_to_page(m.pgdat, pte_pfn(pte_of(m, t, plain)))
+    assert not first.flags & PageFlags.PG_referenced
+    with Tracer() as tr:
+        a = m.mmap(t.mm, 0, 0x2000, RW, ANON | MAP_POPULATE)
+    # FOLL_TOUCH: follow_page_pte → mark_page_accessed for every page populate found
+    for i in range(2):
+        page = pfn_to_page(m.pgdat, pte_pfn(pte_of(m, t, a + i * 0x1000)))
+        assert page.flags & PageFlags.PG_referenced
+    root = tr.roots[0]
+    path = root.path_to("follow_page_pte")
+    assert path is not None and path[-6:] == [
+        "__get_user_pages", "follow_page_mask", "follow_p4d_mask", "follow_pud_mask",
+        "follow_pmd_mask", "follow_page_pte"]
+    found = [n for n in _all(root, "follow_page_pte") if n.find("vm_normal_page")]
+    assert len(found) == 2
+    # FOLL_WRITE: can_follow_write_pte's pte_write; FOLL_TOUCH|FOLL_WRITE: pte_dirty first
+    assert _kids(found[0]) == ["pmd_bad", "pte_offset_map_lock", "pte_present", "pte_write",
+                               "vm_normal_page", "pte_dirty", "mark_page_accessed"]
+    assert _kids(root.find("follow_p4d_mask")) == ["p4d_offset", "p4d_none", "p4d_bad",
+                                                   "follow_pud_mask"]
+    assert_invariants(m)
+
+
+def test_populate_of_a_locked_vma_mlocks_through_follow_page_pte() -> None:
+    from refmodel.mm.mman import MAP_LOCKED
+
+    m = small_machine()
+    t = m.spawn()
+    assert t.mm is not None
+    with Tracer() as tr:
+        m.mmap(t.mm, 0, 0x1000, RW, ANON | MAP_LOCKED)
+    fpp = [n for n in _all(tr.roots[0], "follow_page_pte") if n.find("vm_normal_page")]
+    assert len(fpp) == 1
+    assert _kids(fpp[0])[-3:] == ["mark_page_accessed", "lru_add_drain", "mlock_vma_page"]
+    assert_invariants(m)
+
+
+def test_populate_stops_with_eintr_once_current_has_a_fatal_signal() -> None:
+    from refmodel.mm.mman import MAP_POPULATE
+
+    m = small_machine()
+    t = m.spawn()
+    assert t.mm is not None
+    t.sigkill_pending = True  # e.g. the OOM killer chose t
+    with Tracer() as tr:
+        a = m.mmap(t.mm, 0, 0x2000, RW, ANON | MAP_POPULATE)
+    assert a > 0  # mm_populate ignores errors; mmap itself succeeded
+    gup = tr.roots[0].find("__get_user_pages")
+    assert gup is not None and _kids(gup) == ["check_vma_flags"]  # no follow_page_mask
+
+
+def test_get_user_pages_moves_past_enoent_from_a_lock_on_fault_vma() -> None:
+    from refmodel.mm.gup import FOLL_MLOCK, FOLL_TOUCH, __get_user_pages
+    from refmodel.mm.vm_flags import VM_LOCKED, VM_LOCKONFAULT
+
+    _m, t, a = _setup()
+    assert t.mm is not None
+    vma = t.mm.mmap
+    assert vma is not None and vma.vm_start <= a < vma.vm_end
+    vma.vm_flags |= VM_LOCKED | VM_LOCKONFAULT
+    # populate_vma_page_range drops FOLL_POPULATE for VM_LOCKONFAULT: faultin_page answers
+    # -ENOENT and 5.10 goes on with the next page, faulting nothing in
+    assert __get_user_pages(t.mm, vma, vma.vm_start, 2, FOLL_TOUCH | FOLL_MLOCK) == 2
+    assert t.mm.rss_stat[MM_ANONPAGES] == 0
+
+
+def test_check_vma_flags_asks_is_cow_mapping_for_a_forced_write() -> None:
+    from refmodel.mm.gup import FOLL_FORCE, FOLL_WRITE, check_vma_flags
+
+    m = small_machine()
+    t = m.spawn()
+    assert t.mm is not None
+    m.mmap(t.mm, 0, 0x1000, PROT_READ, ANON)
+    vma = t.mm.mmap
+    assert vma is not None
+    with Tracer() as tr:
+        assert check_vma_flags(vma, FOLL_WRITE | FOLL_FORCE) == 0
+    assert _kids(tr.roots[0]) == ["is_cow_mapping"]
+
+
+def test_a_file_read_fault_adds_the_page_with_get_page_after_a_filemap_c_alloc() -> None:
+    """5.10: __add_to_page_cache_locked takes the cache's reference with get_page;
+    __page_cache_alloc is mm/filemap.c's (CONFIG_NUMA), not the pagemap.h inline."""
+    m = small_machine()
+    t = m.spawn()
+    assert t.mm is not None
+    f = m.create_file("data", b"abc")
+    a = m.mmap(t.mm, 0, 4096, PROT_READ, MAP_PRIVATE, f)
+    with Tracer() as tr:
+        assert m.read(t, a, 3) == b"abc"
+    add = tr.roots[0].find("__add_to_page_cache_locked")
+    assert add is not None and _kids(add) == ["get_page"]
+    alloc = lookup("__page_cache_alloc")
+    assert alloc is not None and alloc.file == "mm/filemap.c"
+    assert f.f_mapping.i_pages[0]._refcount == 2  # the cache's and the mapping's

@@ -3,8 +3,11 @@ mm/mmap.c exit_mmap): sharing, counts, and every page back in the allocator."""
 
 from __future__ import annotations
 
+import pytest
+
 from refmodel.arch.x86.pgtable import pte_pfn
 from refmodel.arch.x86.pgtable_types import _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW
+from refmodel.errno import Errno
 from refmodel.mm.memory import MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES
 from refmodel.mm.mman import MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE
 from refmodel.mm.mmzone import pfn_to_page
@@ -297,3 +300,92 @@ def test_zapping_a_swap_pte_clears_it_with_pte_clear_not_present_full() -> None:
     assert zpte is not None and zpte.path_to("native_set_pte") == [
         "zap_pte_range", "pte_clear_not_present_full", "pte_clear", "native_pte_clear",
         "native_set_pte"]
+
+
+def test_dup_mmap_stops_with_eintr_before_the_next_vma_once_current_is_killed(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """kernel/fork.c:dup_mmap checks fatal_signal_pending(current) before each VMA it
+    copies: a parent OOM-killed while its first VMA's page tables are copied copies no
+    second VMA; dup_mm fails, so copy_mm reports -ENOMEM and there is no child. The
+    half-built mm is dropped and the parent exits once the operation ends."""
+    import refmodel.kernel.fork as fork_mod
+
+    m = small_machine()
+    p = m.spawn()
+    assert p.mm is not None
+    a = m.mmap(p.mm, 0, 0x1000, RW, ANON)
+    b = m.mmap(p.mm, 0, 0x1000, PROT_READ, ANON)  # another protection: a second VMA
+    m.write(p, a, b"p")
+    assert p.mm.map_count == 2 and b != a
+    baseline = set(m.pgdat.allocated)
+    from refmodel.mm.memory import copy_page_range as real_copy_page_range
+
+    def copy_then_killed(*args: object, **kwargs: object) -> int:
+        ret = real_copy_page_range(*args, **kwargs)  # type: ignore[arg-type]
+        p.sigkill_pending = True  # as mark_oom_victim + do_send_sig_info would
+        return ret
+
+    monkeypatch.setattr(fork_mod, "copy_page_range", copy_then_killed)
+    pids = set(m.tasks)
+    with Tracer() as tr:
+        assert m.fork(p) == -int(Errno.ENOMEM)
+    dup = tr.roots[0].find("dup_mmap")
+    assert dup is not None
+    assert [c.name for c in dup.children].count("vm_area_dup") == 1
+    assert tr.roots[0].find("mmput") is not None  # dup_mm's free_pt
+    assert set(m.tasks) == pids - {p.pid}
+    assert set(m.pgdat.allocated) <= baseline
+    assert all_violations(m) == []
+
+
+def test_dup_mmap_copies_nothing_when_the_signal_is_already_pending() -> None:
+    m = small_machine()
+    p = m.spawn()
+    assert p.mm is not None
+    m.mmap(p.mm, 0, 0x1000, RW, ANON)
+    p.sigkill_pending = True
+    with Tracer() as tr:
+        assert m.fork(p) == -int(Errno.ENOMEM)
+    dup = tr.roots[0].find("dup_mmap")
+    assert dup is not None and dup.find("vm_area_dup") is None
+
+
+def test_dup_mmap_puts_the_childs_file_vma_right_after_the_parents_in_i_mmap() -> None:
+    """5.10's dup_mmap inserts the copy with vma_interval_tree_insert_after(tmp, mpnt) in
+    line (no __vma_link_file): a second fork's VMA comes before the first fork's."""
+    m = small_machine()
+    p = m.spawn()
+    assert p.mm is not None
+    f = m.create_file("lib", bytes(4096))
+    m.mmap(p.mm, 0, 4096, PROT_READ, MAP_PRIVATE, f)
+    with Tracer() as tr:
+        c1 = m.fork(p)
+    assert tr.roots[0].find("__vma_link_file") is None
+    c2 = m.fork(p)
+    assert isinstance(c1, Task) and isinstance(c2, Task)
+    assert [v.vm_mm for v in f.f_mapping.i_mmap] == [p.mm, c2.mm, c1.mm]
+
+
+def test_dup_mmap_refused_charge_goes_through_fail_nomem(monkeypatch: pytest.MonkeyPatch) -> None:
+    """security_vm_enough_memory_mm failing: dup_mmap's fail_nomem, vm_unacct_memory(0)."""
+    from refmodel.mm import mmap as mmap_mod
+
+    m = small_machine()
+    p = m.spawn()
+    assert p.mm is not None
+    m.mmap(p.mm, 0, 4096, RW, ANON)
+    monkeypatch.setattr(mmap_mod, "security_vm_enough_memory_mm", lambda mm, pages: -12)
+    with Tracer() as tr:
+        assert m.fork(p) == -int(Errno.ENOMEM)
+    dup = tr.roots[0].find("dup_mmap")
+    assert dup is not None and [c.name for c in dup.children] == ["vm_unacct_memory"]
+
+
+def test_exit_mm_does_not_read_the_rss() -> None:
+    """5.10's exit_mm: mmgrab, mmput; the hiwater read is do_exit's (signal->maxrss)."""
+    m = small_machine()
+    p = m.spawn()
+    with Tracer() as tr:
+        m.exit(p)
+    exit_mm = tr.roots[0].find("exit_mm")
+    assert exit_mm is not None and [c.name for c in exit_mm.children] == ["mmgrab", "mmput"]

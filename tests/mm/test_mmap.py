@@ -808,3 +808,26 @@ def test_free_pgtables_unlinks_each_vma_before_freeing_its_tables(machine: Machi
     assert [c.name for c in fp.children] == ["unlink_anon_vmas", "unlink_file_vma",
                                              "free_pgd_range"]
     ok(mm)
+
+
+def test_shared_anonymous_unmap_evicts_through_shmem_evict_inode_which_unaccounts() -> None:
+    """mm/shmem.c: the object's overcommit charge goes back when the inode is evicted,
+    in shmem_evict_inode (shmem_unacct_size → vm_unacct_memory), even for an object that
+    never held a page."""
+    from refmodel.mm.mman import MAP_SHARED
+
+    m = Machine(MachineConfig(memory=64 * MiB))
+    t = m.spawn()
+    assert t.mm is not None
+    committed = m.vm_globals.vm_committed_as
+    a = m.mmap(t.mm, 0, 3 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS)
+    # only the shmem object is charged (a shared VMA is not VM_ACCOUNT)
+    assert a > 0 and m.vm_globals.vm_committed_as == committed + 3
+    with Tracer() as tr:
+        assert m.munmap(t.mm, a, 3 * 4096) == 0
+    assert m.vm_globals.vm_committed_as == committed
+    evict = tr.roots[0].find("shmem_evict_inode")
+    assert evict is not None
+    assert [c.name for c in evict.children] == ["shmem_unacct_size", "shmem_truncate_range"]
+    unacct = evict.find("shmem_unacct_size")
+    assert unacct is not None and [c.name for c in unacct.children] == ["vm_unacct_memory"]

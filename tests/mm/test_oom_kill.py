@@ -12,6 +12,7 @@ from refmodel.arch.x86.fault import SI_KERNEL, SIGKILL, SigInfo
 from refmodel.arch.x86.pgtable import pte_pfn
 from refmodel.bugs import KernelBug, KernelPanic
 from refmodel.config import MachineConfig, MiB
+from refmodel.errno import Errno
 from refmodel.machine import Machine
 from refmodel.mm import gfp as G
 from refmodel.mm.memory import MM_ANONPAGES, MM_SWAPENTS
@@ -487,10 +488,11 @@ def test_errata_35_out_of_memory_selects_and_oom_kill_process_only_kills(
     assert not _has_chain(oom_trace[0], list(claimed))
 
 
-def test_a_parent_killed_during_its_fork_gets_no_child(monkeypatch: pytest.MonkeyPatch) -> None:
-    """copy_process (kernel/fork.c): a fatal signal that arrives while the memory is copied
-    (the OOM killer choosing the parent from inside the fork's own allocations) cancels
-    the fork with -ERESTARTNOINTR; the copied mm is dropped and the parent then dies."""
+def test_a_parent_killed_after_its_mm_was_copied_gets_eintr(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """copy_process (kernel/fork.c, "let kill terminate clone/fork in the middle"): a
+    fatal signal that arrives once copy_mm has succeeded cancels the fork with -EINTR; the
+    copied mm is dropped (bad_fork_cleanup_mm) and the parent then dies."""
     import refmodel.machine as machine_mod
     from refmodel.kernel.fork import dup_mm as real_dup_mm
 
@@ -509,7 +511,7 @@ def test_a_parent_killed_during_its_fork_gets_no_child(monkeypatch: pytest.Monke
 
     monkeypatch.setattr(machine_mod, "dup_mm", dup_mm_then_killed)
     pids = set(m.tasks)
-    assert m.fork(parent) == -machine_mod.ERESTARTNOINTR
+    assert m.fork(parent) == -int(Errno.EINTR)
     assert set(m.tasks) == pids - {parent.pid}  # no child; the parent exited (do_exit)
     # the child's copy went with mmput: nothing of it is left allocated
     assert set(m.pgdat.allocated) <= baseline and check_buddy(m.pgdat) == []

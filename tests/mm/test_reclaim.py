@@ -8,6 +8,7 @@ import pytest
 from refmodel.config import MachineConfig, MiB
 from refmodel.machine import Machine
 from refmodel.mm import gfp as G
+from refmodel.mm import mmap as _mmap_mod
 from refmodel.mm.mm_types import MM_ANONPAGES, MM_SWAPENTS
 from refmodel.mm.mman import MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE
 from refmodel.mm.mmzone import (
@@ -718,3 +719,101 @@ def test_do_swap_page_re_takes_its_pte_with_pte_offset_map_lock() -> None:
     assert names.count("pte_offset_map_lock") == 1
     assert names.index("swapin_readahead") < names.index("pte_offset_map_lock")
     assert names.index("pte_offset_map_lock") < names.index("set_pte_at")
+
+
+# --------------------------------------------------------------------------------------------
+# Dropping a page cache (mm/truncate.c, mm/shmem.c): pagevec batches, freed in release_pages
+
+
+def _nodes(node: CallNode, name: str) -> list[CallNode]:
+    out = [node] if node.name == name else []
+    for c in node.children:
+        out += _nodes(c, name)
+    return out
+
+
+def _freed_pfns_per_release(roots: list[CallNode]) -> list[list[int]]:
+    out = []
+    for root in roots:
+        for rel in _nodes(root, "release_pages"):
+            out.append([int(n.args["pfn"], 0) for n in _nodes(rel, "free_unref_page_commit")])
+    return out
+
+
+def test_file_eviction_frees_pagevec_batches_in_release_pages_last_index_first() -> None:
+    """5.10's truncate_inode_pages_range looks pages up 15 at a time (each with a
+    reference), takes them out of the cache together (delete_from_page_cache_batch) and
+    drops the last references in pagevec_release → release_pages, whose free list is
+    built with list_add: each batch reaches free_unref_page_list last index first."""
+    m = Machine(MachineConfig(memory=64 * MiB))
+    t = m.spawn()
+    assert t.mm is not None
+    f = m.create_file("data", bytes(17 * 4096))
+    a = m.mmap(t.mm, 0, 17 * 4096, PROT_READ, MAP_PRIVATE, f)
+    for i in range(17):
+        m.read(t, a + i * 4096, 1)
+    pfns = [f.f_mapping.i_pages[i].pfn for i in range(17)]
+    assert m.munmap(t.mm, a, 17 * 4096) == 0
+    with Tracer() as tr:
+        m.release_file(f)
+    assert f.f_mapping.nrpages == 0
+    assert _freed_pfns_per_release(tr.roots) == [pfns[14::-1], pfns[:14:-1]]
+    truncs = [n for r in tr.roots for n in _nodes(r, "truncate_inode_pages_range")]
+    assert len(truncs) == 1
+    trunc = truncs[0]
+    # two batches, a lookup that ends the first pass, and the second pass's empty lookup
+    assert [c.name for c in trunc.children].count("pagevec_lookup_entries") == 4
+    # the cache's reference goes in the batch delete; no page is freed there
+    assert trunc.find("delete_from_page_cache_batch") is not None
+    for d in _nodes(trunc, "delete_from_page_cache_batch"):
+        assert d.find("free_unref_page") is None and d.find("free_unref_page_commit") is None
+
+
+def test_shmem_eviction_frees_pagevec_batches_in_release_pages_last_index_first() -> None:
+    """shmem_undo_range: find_get_entries 15 at a time, truncate_inode_page each, then
+    pagevec_release: the last references go in release_pages, last index first."""
+    m = Machine(MachineConfig(memory=64 * MiB))
+    t = m.spawn()
+    assert t.mm is not None
+    a = m.mmap(t.mm, 0, 16 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS)
+    assert all(m.write(t, a + i * 4096, b"s") == 1 for i in range(16))
+    vma = _mmap_mod.find_vma(t.mm, a)
+    assert vma is not None and vma.vm_file is not None
+    mapping = vma.vm_file.f_mapping
+    pfns = [mapping.i_pages[i].pfn for i in range(16)]
+    with Tracer() as tr:
+        assert m.munmap(t.mm, a, 16 * 4096) == 0
+    undo = tr.roots[0].find("shmem_undo_range")
+    assert undo is not None and mapping.nrpages == 0
+    assert [c.name for c in undo.children] == [
+        "find_get_entries", *["truncate_inode_page"] * 15, "pagevec_remove_exceptionals",
+        "__pagevec_release", "find_get_entries", "truncate_inode_page",
+        "pagevec_remove_exceptionals", "__pagevec_release", "find_get_entries",
+        "find_get_entries"]
+    assert _freed_pfns_per_release([undo]) == [pfns[14::-1], pfns[15:]]
+    # only the first release drains the LRU pagevecs (percpu_pvec_drained)
+    assert [len(_nodes(r, "lru_add_drain")) for r in _nodes(undo, "__pagevec_release")] == [1, 0]
+
+
+def test_set_page_dirty_of_a_swap_cache_page_goes_through_swap_set_page_dirty() -> None:
+    """page_mapping of a swap-cache page is the swap address_space, whose a_ops
+    ->set_page_dirty is swap_set_page_dirty (mm/page_io.c) → __set_page_dirty_no_writeback;
+    set_page_dirty clears PG_reclaim first for any page with a mapping."""
+    from refmodel.mm.page_writeback import set_page_dirty
+    from refmodel.mm.types import Page
+
+    page = Page(0x1234, 0)
+    page.mapping_flags = 1  # PAGE_MAPPING_ANON
+    page.flags |= int(PageFlags.PG_swapbacked | PageFlags.PG_owner_priv_1 | PageFlags.PG_reclaim)
+    with Tracer() as tr:
+        assert set_page_dirty(page) == 1
+    assert page.flags & PageFlags.PG_dirty and not page.flags & PageFlags.PG_reclaim
+    assert tr.roots[0].path_to("__set_page_dirty_no_writeback") == [
+        "set_page_dirty", "swap_set_page_dirty", "__set_page_dirty_no_writeback"]
+    # an anonymous page outside the swap cache has no mapping: TestSetPageDirty only
+    anon = Page(0x1235, 0)
+    anon.mapping_flags = 1
+    anon.flags |= int(PageFlags.PG_swapbacked | PageFlags.PG_reclaim)
+    with Tracer() as tr:
+        assert set_page_dirty(anon) == 1
+    assert tr.roots[0].children == [] and anon.flags & PageFlags.PG_reclaim

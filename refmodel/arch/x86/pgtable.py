@@ -1092,13 +1092,18 @@ def swapper_pg_dir_entries(levels: int, nr_pages: int) -> dict[int, int]:
 
 @kernel(PGTABLE_C)
 def pgd_list_add(pgdat: pglist_data, pgd: int) -> None:
-    """Models arch/x86/mm/pgtable.c:pgd_list_add: list_add at the head of pgd_list."""
-    pgdat.pgd_list.insert(0, pgd)
+    """Models arch/x86/mm/pgtable.c:pgd_list_add: the pgd's struct page (virt_to_page)
+    list_add'ed at the head of pgd_list (the model keeps pfns there)."""
+    page = virt_to_page(pgdat, pfn_to_virt(pgdat, pgd))
+    pgdat.pgd_list.insert(0, page.pfn)
 
 
 @kernel(PGTABLE_C)
 def pgd_list_del(pgdat: pglist_data, pgd: int) -> None:
-    pgdat.pgd_list.remove(pgd)
+    """Models arch/x86/mm/pgtable.c:pgd_list_del: the pgd's struct page (virt_to_page)
+    leaves pgd_list."""
+    page = virt_to_page(pgdat, pfn_to_virt(pgdat, pgd))
+    pgdat.pgd_list.remove(page.pfn)
 
 
 @kernel(PGTABLE_C)
@@ -1145,7 +1150,7 @@ def pgd_alloc(pgdat: pglist_data, mm: mm_struct) -> int | None:
     va = _pgd_alloc(pgdat)
     if not va:
         return None
-    pgd = virt_to_page(pgdat, va).pfn
+    pgd = __pa(pgdat, va) >> PAGE_SHIFT  # the model's mm->pgd is the pfn, not the address
     _table_start(pgdat, pgd)
     mm.pgd = pgd
     pgd_ctor(pgdat, mm, pgd)
