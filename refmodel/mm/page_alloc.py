@@ -1346,8 +1346,8 @@ def compound_head(pgdat: pglist_data, page: Page) -> Page:
     """include/linux/page-flags.h:compound_head. 5.10 reads the head from a tail's own
     compound_head word; the model keeps none, so it looks for the allocated PG_head page
     below whose block covers this one (blocks are aligned to their order)."""
-    if page.flags & _PG_head:
-        return page
+    if page.state is not ST_TAIL or page.flags & _PG_head:
+        return page  # the head of a block, or a free or per-cpu page: no compound tail
     pfn = page.pfn
     get = pgdat.mem_map.get
     for order in range(1, pgdat.max_order):

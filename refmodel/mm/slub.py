@@ -10,6 +10,7 @@ tracking), kasan, kfence.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 
 from refmodel.bugs import KernelBug, KernelWarning
@@ -89,32 +90,38 @@ class kmem_state:
     # and kmalloc_large blocks -> order.
     live: dict[int, kmem_cache] = field(default_factory=dict)
     large: dict[int, int] = field(default_factory=dict)
+    direct_map: int = field(init=False)  # PAGE_OFFSET of the node's paging mode
+
+    def __post_init__(self) -> None:
+        self.direct_map = page_offset(self.pgdat)
 
 
 # --------------------------------------------------------------------------------------------
 # Bytes of the direct map (objects and their free pointers live in page contents)
 
 
+_WORD = struct.Struct("<Q")  # one little-endian 64-bit word
+
+
 def _read_word(kmem: kmem_state, addr: int) -> int:
-    phys = addr - page_offset(kmem.pgdat)
+    phys = addr - kmem.direct_map
     data = kmem.pgdat.page_data.get(phys >> 12)
     if data is None:
         return 0
-    off = phys & 0xFFF
-    return int.from_bytes(data[off:off + 8], "little")
+    word: int = _WORD.unpack_from(data, phys & 0xFFF)[0]
+    return word
 
 
 def _write_word(kmem: kmem_state, addr: int, value: int) -> None:
-    phys = addr - page_offset(kmem.pgdat)
+    phys = addr - kmem.direct_map
     data = kmem.pgdat.page_data.get(phys >> 12)
     if data is None:
         data = kmem.pgdat.page_data[phys >> 12] = bytearray(PAGE_SIZE)
-    off = phys & 0xFFF
-    data[off:off + 8] = value.to_bytes(8, "little")
+    _WORD.pack_into(data, phys & 0xFFF, value)
 
 
 def _zero(kmem: kmem_state, addr: int, n: int) -> None:
-    phys = addr - page_offset(kmem.pgdat)
+    phys = addr - kmem.direct_map
     while n > 0:
         pfn, off = phys >> 12, phys & 0xFFF
         chunk = min(n, PAGE_SIZE - off)
@@ -598,7 +605,7 @@ def slab_free(kmem: kmem_state, s: kmem_cache, slab: slab_page, head: int) -> No
 
 
 def _slab_of(kmem: kmem_state, x: int, what: str) -> slab_page:
-    pfn = (x - page_offset(kmem.pgdat)) >> 12
+    pfn = (x - kmem.direct_map) >> 12
     slab = kmem.slabs.get(pfn)
     if slab is None:
         raise KernelBug(f"{what}: object is not in a slab page", f"{x:#x}")
@@ -765,7 +772,8 @@ def kmalloc_slab(kmem: kmem_state, size: int, flags: int) -> kmem_cache | None:
         if size > KMALLOC_MAX_CACHE_SIZE:
             return None
         index = (size - 1).bit_length()  # fls(size - 1)
-    return _kmalloc_caches(kmem, kmalloc_type(flags))[index]
+    kind = kmalloc_type(flags)
+    return (kmem.kmalloc_caches if kind == KMALLOC_NORMAL else _kmalloc_caches(kmem, kind))[index]
 
 
 @kernel("mm/slab_common.c")
