@@ -320,14 +320,6 @@ def pte_alloc(pgdat: pglist_data, mm: mm_struct, pmd: int) -> int:
 
 
 @kernel(MM_H)
-def pte_alloc_map(pgdat: pglist_data, mm: mm_struct, pmd: int, address: int) -> int | None:
-    """Models the include/linux/mm.h macro pte_alloc_map: the pte entry, or None."""
-    if pte_alloc(pgdat, mm, pmd):
-        return None
-    return pte_offset_map(pgdat, pmd, address)
-
-
-@kernel(MM_H)
 def pte_offset_map_lock(pgdat: pglist_data, mm: mm_struct, pmd: int, address: int) -> int:
     """Models the include/linux/mm.h macro pte_offset_map_lock: pte_offset_map (the pte
     table lock it also takes is not modelled: one CPU)."""

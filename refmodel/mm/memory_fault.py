@@ -120,7 +120,6 @@ F = "mm/memory.c"
 MM_H = "include/linux/mm.h"
 PG_uptodate = int(PageFlags.PG_uptodate)
 GFP_KERNEL = G.GFP_KERNEL
-_NO_ENTRIES: dict[int, int] = {}
 PG_mlocked = int(PageFlags.PG_mlocked)
 _SWAPCACHE = int(PageFlags.PG_owner_priv_1 | PageFlags.PG_swapbacked)  # PageSwapCache
 RMAP_EXCLUSIVE = 0x1  # include/linux/rmap.h

@@ -20,6 +20,7 @@ from refmodel.mm.memory import (  # the last two are mm/mmap.c's, modelled there
 )
 from refmodel.mm.memory import free_pgtables, unmap_vmas
 from refmodel.mm.memory import unlink_file_vma as unlink_file_vma
+from refmodel.mm.mm_counters import update_hiwater_rss
 from refmodel.mm.mm_types import anon_vma as anon_vma_t
 from refmodel.mm.mm_types import mm_struct, vm_area_struct
 from refmodel.mm.mman import (
@@ -1068,6 +1069,7 @@ def unmap_region(mm: mm_struct, vmas: list[vm_area_struct], prev: vm_area_struct
             unlink_file_vma(v)
         return
     tlb = tlb_gather_mmu(pgdat, mm, start, end)
+    update_hiwater_rss(mm)
     unmap_vmas(pgdat, tlb, vmas[0] if vmas else None, start, end)
     floor = prev.vm_end if prev is not None else FIRST_USER_ADDRESS
     ceiling = next_.vm_start if next_ is not None else USER_PGTABLES_CEILING

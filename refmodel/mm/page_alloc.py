@@ -351,7 +351,11 @@ def check_free_block(pgdat: pglist_data, page: Page, order: int) -> None:
 
 def _put_frees_tails(page: Page) -> bool:
     """Will __free_pages free the tail pages of this block? With the last reference, or,
-    for a non-compound block others still hold, as the upper halves it frees at once."""
+    for a non-compound block others still hold, as the upper halves it frees at once; and
+    not if free_pages_prepare will refuse the head (a mapcount, or a mapping that is not
+    an anon_vma), since a refused free changes nothing."""
+    if page._mapcount != -1 or (page.mapping is not None and not page.mapping_flags):
+        return False
     return page._refcount == 1 or not page.flags & _PG_head
 
 
@@ -941,10 +945,13 @@ def clear_highpage(pgdat: pglist_data, page: Page) -> None:
 @kernel(F)
 def kernel_init_free_pages(pgdat: pglist_data, page: Page, numpages: int) -> None:
     """Models mm/page_alloc.c:kernel_init_free_pages: clear_highpage on every page of the
-    block (the tail pages through pfn_to_page, which gives them a struct page here)."""
+    block. A tail with no struct page of its own in the sparse mem_map (a clean tail) is
+    handed a transient one, so zeroing does not make the mem_map grow."""
     clear_highpage(pgdat, page)
+    get = pgdat.mem_map.get
+    pfn = page.pfn
     for i in range(1, numpages):
-        clear_highpage(pgdat, pfn_to_page(pgdat, page.pfn + i))
+        clear_highpage(pgdat, get(pfn + i) or Page(pfn + i, page.zone_idx))
 
 
 @kernel(F)
@@ -1129,25 +1136,21 @@ def should_reclaim_retry(pgdat: pglist_data, gfp_mask: int, order: int, ac: allo
 @kernel(F)
 def __alloc_pages_may_oom(pgdat: pglist_data, gfp_mask: int, order: int,
                           ac: alloc_context) -> tuple[Page | None, bool]:
-    """Models mm/page_alloc.c:__alloc_pages_may_oom; returns (page, progress). A
-    __GFP_NOFAIL request skips the early exits and, after the OOM killer, may use every
-    reserve (ALLOC_NO_WATERMARKS). 5.10 also counts it as progress when nothing was killed,
-    to loop again; the model does not, so that a request nothing can satisfy ends at nopage
-    instead of looping forever."""
+    """Models mm/page_alloc.c:__alloc_pages_may_oom; returns (page, progress). After the
+    OOM killer a __GFP_NOFAIL request may use every reserve (ALLOC_NO_WATERMARKS). 5.10
+    also counts it as progress when nothing was killed, to loop again; the model does not,
+    so that a request nothing can satisfy ends at nopage instead of looping forever."""
     page = get_page_from_freelist(pgdat, gfp_mask & ~G.__GFP_DIRECT_RECLAIM, order,
                                   ALLOC_WMARK_HIGH | ALLOC_CPUSET, ac)
     if page is not None:
         return page, False
-    nofail = gfp_mask & G.__GFP_NOFAIL
-    if not nofail:
-        if (order > PAGE_ALLOC_COSTLY_ORDER
-                or gfp_mask & (G.__GFP_RETRY_MAYFAIL | G.__GFP_THISNODE)):
-            return None, False
-        if ac.highest_zoneidx < _ZONE_NORMAL:
-            return None, False
+    if order > PAGE_ALLOC_COSTLY_ORDER or gfp_mask & (G.__GFP_RETRY_MAYFAIL | G.__GFP_THISNODE):
+        return None, False
+    if ac.highest_zoneidx < _ZONE_NORMAL:
+        return None, False
     hook = pgdat.hooks.out_of_memory
     progress = hook is not None and hook(gfp_mask, order)
-    if nofail:  # help non-failing allocations with the memory reserves
+    if gfp_mask & G.__GFP_NOFAIL:  # help non-failing allocations with the memory reserves
         page = __alloc_pages_cpuset_fallback(pgdat, gfp_mask, order, ALLOC_NO_WATERMARKS, ac)
     return page, progress
 

@@ -396,12 +396,6 @@ def swap_count(ent: int) -> int:
 
 
 @kernel(F)
-def __swap_count(pgdat: pglist_data, entry: int) -> int:
-    """Models mm/swapfile.c:__swap_count: PTE references of a slot."""
-    return swap_count(pgdat.swap_info[swp_type(entry)].swap_map[swp_offset(entry)])
-
-
-@kernel(F)
 def swap_swapcount(si: swap_info_struct, entry: int) -> int:
     """Models mm/swapfile.c:swap_swapcount: PTE references of a slot of this area."""
     return swap_count(si.swap_map[swp_offset(entry)])

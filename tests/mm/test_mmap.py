@@ -796,15 +796,16 @@ def test_legacy_layout_takes_the_legacy_base_for_mmap_base() -> None:
 
 def test_free_pgtables_unlinks_each_vma_before_freeing_its_tables(machine: Machine,
                                                                    mm: mm_struct) -> None:
-    # 5.10: unmap_region is lru_add_drain, tlb_gather_mmu, unmap_vmas, free_pgtables,
-    # tlb_finish_mmu; free_pgtables unlinks each VMA (unlink_anon_vmas, unlink_file_vma)
-    # before free_pgd_range.
+    # 5.10: unmap_region is lru_add_drain, tlb_gather_mmu, update_hiwater_rss, unmap_vmas,
+    # free_pgtables, tlb_finish_mmu; free_pgtables unlinks each VMA (unlink_anon_vmas,
+    # unlink_file_vma) before free_pgd_range.
     a = machine.mmap(mm, 0, 4 * P, RW, ANON)
     root = _trace(lambda: machine.munmap(mm, a, 4 * P))
     ur = root.find("unmap_region")
     assert ur is not None and [c.name for c in ur.children] == [
-        "lru_add_drain", "tlb_gather_mmu", "unmap_vmas", "free_pgtables", "tlb_finish_mmu"]
-    fp = ur.children[3]
+        "lru_add_drain", "tlb_gather_mmu", "update_hiwater_rss", "unmap_vmas", "free_pgtables",
+        "tlb_finish_mmu"]
+    fp = ur.children[4]
     assert [c.name for c in fp.children] == ["unlink_anon_vmas", "unlink_file_vma",
                                              "free_pgd_range"]
     ok(mm)

@@ -494,3 +494,47 @@ def test_nofail_takes_the_reserves_before_it_would_loop_forever() -> None:
             m.alloc_pages(G.GFP_KERNEL | G.__GFP_NOFAIL, 0)
     assert m.alloc_pages(G.__GFP_KSWAPD_RECLAIM | G.__GFP_NOFAIL, 0) is None  # cannot sleep
     assert check_buddy(m.pgdat) == []
+
+
+def test_nofail_keeps_5_10_early_exits_before_the_oom_killer() -> None:
+    # __alloc_pages_may_oom's exits (a lowmem zone limit, RETRY_MAYFAIL, THISNODE, a costly
+    # order) apply to __GFP_NOFAIL too: no OOM kill for a GFP_DMA request; nopage's
+    # ALLOC_HARDER fallback still helps it.
+    m = _exhausted()
+    calls: list[int] = []
+
+    def oom(gfp_mask: int, order: int) -> bool:
+        calls.append(order)
+        return False
+
+    m.pgdat.hooks.out_of_memory = oom
+    with Tracer() as t:
+        try:
+            m.alloc_pages(G.GFP_KERNEL | G.__GFP_DMA | G.__GFP_NOFAIL, 0)
+        except KernelBug:
+            pass  # the DMA zone's reserves are gone too: 5.10 would loop here
+    assert calls == []
+    slow = t.roots[0].find("__alloc_pages_slowpath")
+    assert slow is not None and "__alloc_pages_cpuset_fallback" in slow.names()
+    assert m.alloc_pages(G.GFP_KERNEL | G.__GFP_NOFAIL, 0) is not None  # the reserves
+    assert calls == [0]  # a request the OOM killer can help does reach it
+
+
+def test_a_free_refused_for_its_head_leaves_the_tails_alone(m256: Machine) -> None:
+    pgdat = m256.pgdat
+    a = m256.alloc_pages(G.GFP_KERNEL, 1)
+    assert a
+    tail = pfn_to_page(pgdat, a.pfn + 1)
+    tail.flags = int(PageFlags.PG_referenced)
+    a._mapcount = 0
+    with pytest.raises(BadPage, match="nonzero mapcount"):
+        free_pages_of_page(pgdat, a, 1)
+    assert tail.flags == int(PageFlags.PG_referenced)
+
+
+def test_zeroing_a_block_does_not_grow_the_sparse_mem_map(m256: Machine) -> None:
+    before = len(m256.pgdat.mem_map)
+    p = m256.alloc_pages(G.GFP_KERNEL | G.__GFP_ZERO, 8)
+    assert p is not None
+    free_pages_of_page(m256.pgdat, p, 8)
+    assert len(m256.pgdat.mem_map) <= before + 8  # split heads at most, not 255 tails
