@@ -538,3 +538,21 @@ def test_zeroing_a_block_does_not_grow_the_sparse_mem_map(m256: Machine) -> None
     assert p is not None
     free_pages_of_page(m256.pgdat, p, 8)
     assert len(m256.pgdat.mem_map) <= before + 8  # split heads at most, not 255 tails
+
+
+def test_a_refused_page_list_changes_nothing(m256: Machine) -> None:
+    # free_unref_page_list checks every page before it prepares any: a bad page in the
+    # middle leaves the pages before it allocated, as they were.
+    from refmodel.mm.page_alloc import free_unref_page_list
+
+    pgdat = m256.pgdat
+    pages = [m256.alloc_pages(G.GFP_KERNEL, 0) for _ in range(3)]
+    assert all(pages)
+    live = [p for p in pages if p is not None]
+    for p in live:
+        p._refcount = 0  # their last references are gone, as release_pages leaves them
+    live[1]._mapcount = 0
+    before = buddy_state(pgdat)
+    with pytest.raises(BadPage, match="nonzero mapcount"):
+        free_unref_page_list(pgdat, live)
+    assert buddy_state(pgdat) == before and live[0].pfn in pgdat.allocated
