@@ -8,6 +8,7 @@ OSPKE, so every VMA keeps pkey 0 and pkey_mprotect is not offered.
 from __future__ import annotations
 
 from refmodel.arch.x86.pgtable import (
+    _pmd_none_or_bad_cleared,
     p4d_addr_end,
     p4d_none_or_clear_bad,
     p4d_offset,
@@ -15,9 +16,6 @@ from refmodel.arch.x86.pgtable import (
     pgd_none_or_clear_bad,
     pgd_offset,
     pmd_addr_end,
-    pmd_bad,
-    pmd_clear_bad,
-    pmd_none,
     pmd_offset,
     pte_dirty,
     pte_mkwrite,
@@ -132,13 +130,7 @@ def pmd_none_or_clear_bad_unless_trans_huge(pgdat: pglist_data, pmd: int) -> boo
     """Models mm/mprotect.c:pmd_none_or_clear_bad_unless_trans_huge: an empty pmd, or a bad
     one (cleared), has no ptes to change; a huge pmd (no THP here) would be left to the
     caller."""
-    val = read_entry(pgdat, pmd)
-    if pmd_none(val):
-        return True
-    if pmd_bad(val):
-        pmd_clear_bad(pgdat, pmd)
-        return True
-    return False
+    return _pmd_none_or_bad_cleared(pgdat, pmd)
 
 
 @kernel(F)

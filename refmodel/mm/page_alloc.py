@@ -304,7 +304,8 @@ def free_pages_prepare(pgdat: pglist_data, page: Page, order: int, check_free: b
     :func:`check_free_block`); here the head is checked for a mapping and the flags the
     allocator sets are cleared."""
     if page._mapcount != -1 or (page.mapping is not None and not page.mapping_flags):
-        # free_pages_check: a mapped page, or a page still in a page cache, is a bad page
+        # free_pages_check (_head_refused, in line: every free runs it): a mapped page, or a
+        # page still in a page cache, is a bad page
         raise BadPage(f"pfn {page.pfn:#x}: "
                       + ("nonzero mapcount" if page._mapcount != -1 else "non-NULL mapping"))
     if page.mapping_flags:  # PageMappingFlags: an anonymous page forgets its anon_vma
@@ -349,12 +350,18 @@ def check_free_block(pgdat: pglist_data, page: Page, order: int) -> None:
         _check_tails(pgdat, pfn, order, _put_frees_tails(page))
 
 
+def _head_refused(page: Page) -> bool:
+    """Will free_pages_prepare refuse this head page (a mapcount, or a mapping that is not
+    an anon_vma)?"""
+    return page._mapcount != -1 or (page.mapping is not None and not page.mapping_flags)
+
+
 def _put_frees_tails(page: Page) -> bool:
     """Will __free_pages free the tail pages of this block? With the last reference, or,
     for a non-compound block others still hold, as the upper halves it frees at once; and
     not if free_pages_prepare will refuse the head (a mapcount, or a mapping that is not
     an anon_vma), since a refused free changes nothing."""
-    if page._mapcount != -1 or (page.mapping is not None and not page.mapping_flags):
+    if _head_refused(page):
         return False
     return page._refcount == 1 or not page.flags & _PG_head
 
@@ -510,8 +517,8 @@ def free_unref_page_list(pgdat: pglist_data, pages: list[Page]) -> None:
     for page in pages:
         # a page free_pages_prepare would refuse is refused before any page of the list is
         # prepared (the model raises where 5.10 drops and leaks it), so nothing has changed
-        if page._mapcount != -1 or (page.mapping is not None and not page.mapping_flags):
-            free_pages_prepare(pgdat, page, 0, True)
+        if _head_refused(page):
+            free_pages_prepare(pgdat, page, 0, True)  # raises the bad_page it models
     prepared = [page for page in pages if free_unref_page_prepare(pgdat, page, page.pfn)]
     for page in prepared:
         free_unref_page_commit(pgdat, page, page.pfn)

@@ -573,8 +573,9 @@ def try_to_unmap_one(page: Page, vma: vm_area_struct, address: int, flags: int) 
         return False
     # subpage (page - page_to_pfn(page) + pte_pfn(*pte)) is page itself at order 0; the
     # cache flush (a no-op on x86) is handed pte_pfn(*pte) too
-    pte_pfn(read_entry(pgdat, ptep))
-    pte_pfn(read_entry(pgdat, ptep))
+    pte = read_entry(pgdat, ptep)
+    pte_pfn(pte)
+    pte_pfn(pte)
     pteval = ptep_clear_flush(pgdat, vma, address, ptep)  # one CPU: no deferred flush
     if pte_dirty(pteval):
         set_page_dirty(page)

@@ -793,8 +793,10 @@ def pud_none_or_clear_bad(pgdat: pglist_data, pud: int) -> bool:
     return False
 
 
-@kernel(LINUX_PGT_H)
-def pmd_none_or_clear_bad(pgdat: pglist_data, pmd: int) -> bool:
+def _pmd_none_or_bad_cleared(pgdat: pglist_data, pmd: int) -> bool:
+    """The pmd_none, then pmd_bad → pmd_clear_bad test that pmd_none_or_clear_bad and its
+    two THP-aware variants share once no pmd can be huge (not a kernel function: its
+    calls show under whichever variant called it)."""
     val = pgdat.pgtables.get(pmd >> PAGE_SHIFT, _NO_ENTRIES).get((pmd >> 3) & 511, 0)
     if pmd_none(val):
         return True
@@ -802,6 +804,11 @@ def pmd_none_or_clear_bad(pgdat: pglist_data, pmd: int) -> bool:
         pmd_clear_bad(pgdat, pmd)
         return True
     return False
+
+
+@kernel(LINUX_PGT_H)
+def pmd_none_or_clear_bad(pgdat: pglist_data, pmd: int) -> bool:
+    return _pmd_none_or_bad_cleared(pgdat, pmd)
 
 
 @kernel(LINUX_PGT_H)
@@ -809,13 +816,7 @@ def pmd_none_or_trans_huge_or_clear_bad(pgdat: pglist_data, pmd: int) -> bool:
     """Models linux/pgtable.h:pmd_none_or_trans_huge_or_clear_bad (the zap walk's test): as
     pmd_none_or_clear_bad, since without THP no pmd is trans-huge (pmd_trans_huge is 0 and
     the THP-migration !pmd_present test is compiled out)."""
-    val = pgdat.pgtables.get(pmd >> PAGE_SHIFT, _NO_ENTRIES).get((pmd >> 3) & 511, 0)
-    if pmd_none(val):
-        return True
-    if pmd_bad(val):
-        pmd_clear_bad(pgdat, pmd)
-        return True
-    return False
+    return _pmd_none_or_bad_cleared(pgdat, pmd)
 
 
 # --------------------------------------------------------------------------------------------
