@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from refmodel.mm.mmzone import MAX_ORDER, pfn_to_page, pglist_data
+from refmodel.mm.mmzone import pfn_to_page, pglist_data
 from refmodel.mm.page_alloc import memblock_free_pages
 from refmodel.trace import kernel
 
@@ -19,7 +19,7 @@ def __free_pages_memory(pgdat: pglist_data, start: int, end: int) -> None:
     """Models mm/memblock.c:__free_pages_memory: free [start, end) in the largest naturally
     aligned blocks, ascending. __ffs(0) is undefined in 5.10 (pfn 0 is always reserved on
     x86); the model treats pfn 0 as aligned to every order."""
-    top = min(MAX_ORDER, pgdat.max_order) - 1
+    top = pgdat.max_order - 1  # MAX_ORDER - 1; the standalone buddy's may differ
     while start < end:
         order = top if start == 0 else min(top, __ffs(start))
         while start + (1 << order) > end:

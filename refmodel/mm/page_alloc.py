@@ -16,7 +16,6 @@ from refmodel.mm.mmzone import (
     LRU_ACTIVE_FILE,
     LRU_INACTIVE_ANON,
     LRU_INACTIVE_FILE,
-    MAX_ORDER,
     MIGRATE_HIGHATOMIC,
     MIGRATE_ISOLATE,
     MIGRATE_MOVABLE,
@@ -903,7 +902,7 @@ def __zone_watermark_ok(zone: Zone, order: int, mark: int, highest_zoneidx: int,
         return False
     if not order:
         return True
-    for o in range(order, MAX_ORDER):
+    for o in range(order, len(zone.free_area)):  # MAX_ORDER (the standalone buddy's max_order)
         area = zone.free_area[o]
         if not area.nr_free:
             continue

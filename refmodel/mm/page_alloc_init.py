@@ -15,6 +15,7 @@ from refmodel.mm.memblock import free_ranges_of, memblock_free_all
 from refmodel.mm.mempolicy import alloc_pages_current
 from refmodel.mm.mmzone import (
     MAX_NR_ZONES,
+    MAX_ORDER,
     MIGRATE_MOVABLE,
     MIGRATE_TYPES,
     WMARK_HIGH,
@@ -22,6 +23,7 @@ from refmodel.mm.mmzone import (
     WMARK_MIN,
     ZONE_NAMES,
     AllocatorHooks,
+    FreeArea,
     Zone,
     ZoneType,
     high_wmark_pages,
@@ -182,6 +184,8 @@ def boot_standalone(config: BuddyConfig) -> pglist_data:
     zero watermarks; free memory released exactly as memblock releases it."""
     n = config.nr_pages
     zone = Zone(int(ZoneType.ZONE_NORMAL), ZONE_NAMES[2], 0, n, present_pages=n)
+    # the standalone buddy's max_order plays MAX_ORDER's part: one free_area per order
+    zone.free_area = [FreeArea() for _ in range(max(MAX_ORDER, config.max_order))]
     zones = [Zone(0, ZONE_NAMES[0], 0, 0), Zone(1, ZONE_NAMES[1], 0, 0), zone,
              Zone(3, ZONE_NAMES[3], 0, 0)]
     reserved = _union(list(config.reserved))

@@ -273,6 +273,27 @@ def test_standalone_fails_only_when_no_block_that_big_exists() -> None:
     assert b.alloc(0) is None
 
 
+@pytest.mark.parametrize("max_order", [12, 17, 20])
+def test_standalone_max_order_above_11_boots_splits_and_merges(max_order: int) -> None:
+    # BuddyConfig allows max_order up to 20 (the conformance kit up to 16): the free lists
+    # must have one list per order, boot must release blocks that big (as 5.10 built with
+    # that MAX_ORDER would), and the watermark check must see them. Above 11 this used to
+    # raise IndexError on boot.
+    top = max_order - 1
+    b = StandaloneBuddy(BuddyConfig(3 << top, max_order=max_order))
+    zone = b.pgdat.node_zones[2]
+    assert len(zone.free_area) == max_order
+    assert [list(zone.free_area[top].free_list[MIGRATE_MOVABLE])] == [[0, 1 << top, 2 << top]]
+    before = buddy_state(b.pgdat)
+    assert b.alloc(top) == 0
+    assert b.alloc(0) == 1 << top  # split the next top-order block all the way down
+    assert zone.free_area[top - 1].nr_free == 1
+    b.free(1 << top, 0)
+    b.free(0, top)
+    assert check_buddy(b.pgdat) == []
+    assert buddy_state(b.pgdat) == before
+
+
 def test_bad_page_is_a_kernelbug_subclass() -> None:
     assert issubclass(BadPage, KernelBug)
 
