@@ -12,9 +12,9 @@ from collections.abc import Callable
 
 import z3
 
+from refmodel.mm.internal import __find_buddy_pfn as find_buddy_pfn
+from refmodel.mm.internal import combined_pfn
 from refmodel.mm.mmzone import MAX_ORDER
-from refmodel.mm.page_alloc import __find_buddy_pfn as find_buddy_pfn
-from refmodel.mm.page_alloc import combined_pfn
 from refmodel.proofs import Proof
 from refmodel.proofs.z3util import bv, counterexample
 

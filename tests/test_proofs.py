@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from refmodel.proofs import Proof, all_proofs, run_proof
@@ -33,17 +35,20 @@ def test_the_mm_code_runs_the_proved_page_align() -> None:
     assert vars(mmap)["PAGE_ALIGN"] is vars(mprotect)["PAGE_ALIGN"] is pgtable_types.PAGE_ALIGN
 
 
-def test_the_buddy_merge_runs_the_proved_arithmetic(monkeypatch: pytest.MonkeyPatch) -> None:
-    # proofs/buddy.py proves __find_buddy_pfn and combined_pfn; __free_one_page and
-    # buddy_merge_likely must call them, not copies of their formulas. (That the merge loop
-    # calls __find_buddy_pfn is also on its trace: tests/mm/test_page_alloc.py.) Spies show
-    # both are called on a free that merges.
+@pytest.mark.parametrize("fast", [False, True], ids=["traced_chain", "fast_path"])
+def test_the_buddy_merge_runs_the_proved_arithmetic(
+        monkeypatch: pytest.MonkeyPatch, fast: bool) -> None:
+    # proofs/buddy.py proves refmodel.mm.internal's __find_buddy_pfn and combined_pfn; the
+    # merge loop and buddy_merge_likely must call them, not copies of their formulas, on
+    # the traced chain (__free_one_page) and on the untraced fast path alike. (That the
+    # merge loop calls __find_buddy_pfn is also on its trace: tests/mm/test_page_alloc.py.)
+    # Spies show both are called on a free that merges.
     from refmodel.config import BuddyConfig
     from refmodel.machine import StandaloneBuddy
-    from refmodel.mm import page_alloc
+    from refmodel.mm import internal, page_alloc, page_alloc_fast
 
     calls: list[str] = []
-    find, combine = page_alloc.__find_buddy_pfn, page_alloc.combined_pfn
+    find, combine = internal.__find_buddy_pfn, internal.combined_pfn
 
     def spy_find(pfn: int, order: int) -> int:
         calls.append("find")
@@ -54,10 +59,21 @@ def test_the_buddy_merge_runs_the_proved_arithmetic(monkeypatch: pytest.MonkeyPa
         return combine(pfn, buddy_pfn)
 
     b = StandaloneBuddy(BuddyConfig(64))
+    b.pgdat.fast_paths = fast
     b.alloc(0)
-    monkeypatch.setattr(page_alloc, "__find_buddy_pfn", spy_find)
-    monkeypatch.setattr(page_alloc, "combined_pfn", spy_combine)
+    for module in (page_alloc, page_alloc_fast):
+        monkeypatch.setattr(module, "__find_buddy_pfn", spy_find)
+        monkeypatch.setattr(module, "combined_pfn", spy_combine)
+    traced: list[int] = []
+    free_one_page = page_alloc.free_one_page
+
+    def spy_free_one_page(*args: Any) -> None:
+        traced.append(1)
+        free_one_page(*args)
+
+    monkeypatch.setattr(page_alloc, "free_one_page", spy_free_one_page)
     b.free(0, 0)  # merges with 1, 2, 4, 8, 16, 32: one block of order 6
+    assert bool(traced) is not fast  # the path asked for is the one that ran
     # six merges; the loop's seventh buddy (pfn 64) is not free; buddy_merge_likely looks
     # one order up (a combine and a find of its own)
     assert calls == ["find", "combine"] * 6 + ["find", "combine", "find"]

@@ -216,6 +216,9 @@ class pglist_data:
     page_group_by_mobility_disabled: bool = False
     single_migratetype: int | None = None
     max_order: int = MAX_ORDER
+    # Untraced runs may take the allocator's fused fast paths (refmodel.mm.page_alloc_fast);
+    # False runs the traced chain always. The results are the same either way.
+    fast_paths: bool = True
     paging_levels: int = 4
     totalram_pages: int = 0
     min_free_kbytes: int = 0

@@ -9,8 +9,11 @@ that only change logging.
 
 from __future__ import annotations
 
+import sys
+
 from refmodel.bugs import BadPage, KernelBug, KernelWarning
 from refmodel.mm import gfp as G
+from refmodel.mm.internal import __find_buddy_pfn, combined_pfn
 from refmodel.mm.mmzone import (
     LRU_ACTIVE_ANON,
     LRU_ACTIVE_FILE,
@@ -35,6 +38,7 @@ from refmodel.mm.mmzone import (
     pglist_data,
     set_pageblock_migratetype,
 )
+from refmodel.mm.page_alloc_fast import alloc_fast, free_fast
 from refmodel.mm.types import (
     LEGAL_FROM,
     PAGE_FLAGS_CHECK_AT_FREE,
@@ -53,6 +57,10 @@ from refmodel.trace import alias, kernel, register_arg_formatter
 _PG_DIRTY_OR_WB = int(PageFlags.PG_dirty | PageFlags.PG_writeback)
 
 F = "mm/page_alloc.c"
+
+# The profiling hook a Tracer sets: while one is set, the fused fast paths stand aside so the
+# trace shows every 5.10 call (see refmodel.mm.page_alloc_fast).
+_getprofile = sys.getprofile
 
 # mm/internal.h
 ALLOC_WMARK_MIN = 0
@@ -124,21 +132,6 @@ fallbacks: dict[int, tuple[int, ...]] = {
     MIGRATE_HIGHATOMIC: (),
     MIGRATE_ISOLATE: (),
 }
-
-
-# --------------------------------------------------------------------------------------------
-# Pure pfn arithmetic (also run by proofs/ on bit-vectors: keep to ^, &, |, <<).
-
-
-@kernel("mm/internal.h")
-def __find_buddy_pfn(page_pfn: int, order: int) -> int:
-    """Models mm/internal.h:__find_buddy_pfn: the buddy differs in bit ``order`` only."""
-    return page_pfn ^ (1 << order)
-
-
-def combined_pfn(pfn: int, buddy_pfn: int) -> int:
-    """The head of the block two buddies form (``pfn & buddy_pfn`` in __free_one_page)."""
-    return buddy_pfn & pfn
 
 
 # --------------------------------------------------------------------------------------------
@@ -546,6 +539,8 @@ def __free_pages(pgdat: pglist_data, page: Page, order: int) -> None:
     """Models mm/page_alloc.c:__free_pages (5.10): drop a reference; the last one frees the
     block. If others still hold the head of a non-compound block, the upper halves are
     freed now (in descending order) and the head page stays with its holders."""
+    if pgdat.fast_paths and _getprofile() is None and free_fast(pgdat, page, order):
+        return  # untraced: the fused chain (refmodel.mm.page_alloc_fast) freed it
     if (page.state is not ST_ALLOCATED or page.alloc_order != order or not page._refcount
             or page.flags & _PG_reserved):
         check_free_block(pgdat, page, order)  # all but the head of a live block of this order
@@ -1297,6 +1292,10 @@ def __alloc_pages_nodemask(pgdat: pglist_data, gfp_mask: int, order: int) -> Pag
         return None
     if order < 0:
         raise KernelBug("VM_BUG_ON(order < 0)", "orders are unsigned in 5.10")
+    if pgdat.fast_paths and _getprofile() is None:  # untraced: the fused chain may serve it
+        page = alloc_fast(pgdat, gfp_mask, order)
+        if page is not None:
+            return page
     ac = prepare_alloc_pages(pgdat, gfp_mask, order)
     alloc_flags = ALLOC_WMARK_LOW
     alloc_flags |= alloc_flags_nofragment(ac.preferred_zone, gfp_mask)

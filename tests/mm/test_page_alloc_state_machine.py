@@ -13,6 +13,7 @@ from refmodel.mm import gfp as G
 from refmodel.mm.mmzone import MAX_ORDER, pglist_data
 from refmodel.mm.page_alloc import drain_all_pages
 from refmodel.specs.buddy import buddy_state, check_buddy
+from tests.mm.buddy_steps import BAD_FREES, draw_bad_free
 
 GFPS = [
     G.GFP_KERNEL, G.GFP_HIGHUSER_MOVABLE, G.GFP_USER, G.GFP_DMA, G.GFP_DMA32, G.GFP_ATOMIC,
@@ -49,30 +50,13 @@ class _AllocatorMachine(RuleBasedStateMachine):
         self._free(pfn, order)
         self.freed.append((pfn, order))
 
-    @rule(data=st.data(), kind=st.sampled_from(
-        ["double", "wrong_order", "misaligned", "stray", "too_big"]))
+    @rule(data=st.data(), kind=st.sampled_from(BAD_FREES))
     def bad_free_is_refused(self, data: st.DataObject, kind: str) -> None:
-        if kind == "double" and self.freed:
-            pfn, order = data.draw(st.sampled_from(self.freed), label="freed block")
-            if any(p <= pfn < p + (1 << o) for p, o in self.live):
-                return  # reallocated since; not a double free any more
-        elif kind in ("wrong_order", "misaligned") and self.live:
-            pfn, order = data.draw(st.sampled_from(self.live), label="live block")
-            if kind == "wrong_order":
-                order = data.draw(st.integers(0, MAX_ORDER - 1).filter(lambda o: o != order))
-            elif order == 0:
-                return
-            else:
-                pfn += 1
-        elif kind == "stray":
-            pfn = data.draw(st.integers(0, self.pgdat.node_spanned_pages - 1), label="pfn")
-            order = 0
-            if any(p <= pfn < p + (1 << o) for p, o in self.live):
-                return
-        elif kind == "too_big":
-            pfn, order = 0, MAX_ORDER
-        else:
+        bad = draw_bad_free(data, kind, self.live, self.freed, self.pgdat.node_spanned_pages,
+                            MAX_ORDER)
+        if bad is None:
             return
+        pfn, order = bad
         before = buddy_state(self.pgdat)
         try:
             self._free(pfn, order)
