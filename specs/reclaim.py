@@ -225,14 +225,27 @@ def i_mmap_consistent(mappings: Sequence[address_space],
             if id(vma) not in live or vma.vm_file is None or vma.vm_file.f_mapping is not m]
 
 
+def orphaned_swap_cache(pgdat: pglist_data) -> list[Page]:
+    """Swap-cache pages nothing maps and no PTE's swap entry names (the slot's count is
+    SWAP_HAS_CACHE alone). 5.10 makes them: since 5.9, do_wp_page copies any anonymous page
+    somebody else holds a reference to, and the swap cache holds one, so a write after a
+    swap-in copies the page and leaves the swap-cache copy behind. Reclaim frees them
+    (shrink_page_list → __remove_mapping); until it runs they stay, even with no task."""
+    return [page for si in pgdat.swap_info for off, page in si.cache.items()
+            if page._mapcount < 0 and si.swap_map[off] == SWAP_HAS_CACHE]
+
+
 def nothing_swapped_when_idle(pgdat: pglist_data) -> list[Violation]:
-    """With every task gone: no slot is used by a PTE and the swap cache is empty (the
-    slots cache may still hold reserved slots, as 5.10's does)."""
+    """With every task gone: no slot is used by a PTE, and the swap cache holds only
+    orphans (:func:`orphaned_swap_cache`; the slots cache may still hold reserved slots,
+    as 5.10's does)."""
     v: list[Violation] = []
+    orphans = {page.pfn for page in orphaned_swap_cache(pgdat)}
     for si in pgdat.swap_info:
-        if si.cache:
-            v.append(Violation("swap_leak", f"{len(si.cache)} page(s) left in the swap "
-                               f"cache with no task"))
+        kept = [page for page in si.cache.values() if page.pfn not in orphans]
+        if kept:
+            v.append(Violation("swap_leak", f"{len(kept)} page(s) left in the swap cache "
+                               f"with no task, mapped or named by a PTE"))
         used = [off for off in range(1, si.max) if si.swap_map[off] & ~SWAP_HAS_CACHE]
         if used:
             v.append(Violation("swap_leak", f"slots {used[:8]} still have PTE users"))

@@ -32,7 +32,11 @@ from refmodel.mm.vmscan import (
     shrink_inactive_list,
     try_to_free_pages,
 )
-from refmodel.specs.reclaim import check_reclaim, nothing_swapped_when_idle
+from refmodel.specs.reclaim import (
+    check_reclaim,
+    nothing_swapped_when_idle,
+    orphaned_swap_cache,
+)
 from refmodel.task import Task
 from refmodel.trace import CallNode, Tracer
 
@@ -186,6 +190,32 @@ def test_fork_of_swapped_memory_shares_the_slot_and_exit_frees_it() -> None:
     m.exit(t)
     assert not nothing_swapped_when_idle(m.pgdat)
     assert not check_reclaim(m.pgdat, [])
+
+
+def test_a_write_after_swap_in_orphans_the_swap_cache_copy_until_reclaim() -> None:
+    # 5.10's do_wp_page (since 5.9) copies an anonymous page whenever page_count != 1, and
+    # the swap cache holds a reference: so a read fault that swaps a page in, then a write,
+    # copies it, and the swap-cache copy stays behind with no user (SWAP_HAS_CACHE only),
+    # even after exit, until reclaim frees it. `refmodel check --seed 96` met this and the
+    # teardown check called it a leak.
+    m = small()
+    t = m.spawn()
+    a = touch(m, t, 1)
+    reclaim_inactive_anon(m, 1)
+    assert reclaim_inactive_anon(m, 1) == 1
+    si = m.pgdat.swap_info[0]
+    assert m.read(t, a, 1) == b"\x01"  # swapped in; the page stays in the swap cache
+    cached = si.cache[1]
+    assert si.swap_map[1] == SWAP_HAS_CACHE and page_at(m, t, a) is cached
+    assert m.write(t, a, b"new") == 3  # page_count 2: copied, not reused
+    assert page_at(m, t, a) is not cached
+    assert orphaned_swap_cache(m.pgdat) == [cached]
+    m.exit(t)
+    assert not nothing_swapped_when_idle(m.pgdat)  # an orphan is not a leak ...
+    assert cached.pfn in m.pgdat.allocated
+    assert try_to_free_pages(m.pgdat, 0, G.GFP_KERNEL) >= 1  # ... reclaim takes it
+    assert not si.cache and cached.pfn not in m.pgdat.allocated
+    assert not nothing_swapped_when_idle(m.pgdat)  # the slot went back (to the slots cache)
 
 
 def test_direct_reclaim_under_pressure_swaps_and_everything_reads_back() -> None:
