@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from refmodel import __version__
+from refmodel.argtypes import non_negative_int, positive_int
 
 
 def _out(obj: object) -> None:
@@ -91,7 +92,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         results.append({"config": name, "steps": args.steps, "live_blocks": len(live),
                         "violations": violations[:10]})
     results.append(_check_address_space(args.steps, args.seed))
-    results.append(_check_system_under_pressure(args.steps // 2, args.seed))
+    results.append(_check_system_under_pressure(max(1, args.steps // 2), args.seed))
     ok = all(not r["violations"] for r in results)
     from refmodel.specs.pagetable import PAGETABLE_INVARIANTS
     from refmodel.specs.vma import VMA_INVARIANTS
@@ -222,12 +223,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("scenario", nargs="?", default="alloc")
     t.add_argument("--list", action="store_true", help="list the scenarios")
     t.add_argument("--no-files", action="store_true", help="omit kernel file names")
-    t.add_argument("--depth", type=int, default=None, help="cut each tree below N levels")
+    t.add_argument("--depth", type=non_negative_int, default=None,
+                   help="cut each tree below N levels")
     t.add_argument("--json", action="store_true")
     t.set_defaults(fn=cmd_trace)
 
     c = sub.add_parser("check", help="a short self-check of every invariant")
-    c.add_argument("--steps", type=int, default=300)
+    c.add_argument("--steps", type=positive_int, default=300)
     c.add_argument("--seed", type=int, default=1)
     c.add_argument("--json", action="store_true")
     c.set_defaults(fn=cmd_check)

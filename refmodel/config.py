@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 PAGE_SIZE = 4096
 MiB = 1 << 20
 GiB = 1 << 30
+TiB = 1 << 40
 
 # x86-64 zone limits in pfns (arch/x86/mm/init.c:zone_sizes_init)
 MAX_DMA_PFN = (16 * MiB) // PAGE_SIZE
@@ -52,8 +53,13 @@ class MachineConfig:
             raise ValueError(
                 f"memory of {self.memory // MiB} MiB leaves less than 4 MiB above the kernel "
                 f"image (which ends at {first_free * PAGE_SIZE // MiB} MiB)")
-        if self.nr_pages > (1 << 40):
-            raise ValueError("memory beyond 4 PiB is not addressable with 52-bit physical pfns")
+        if self.memory > 4 * TiB:
+            # 5.10 addresses 64 TiB (4-level) or 4 PiB (5-level); the model keeps a list
+            # entry per free 4 MiB block, about 80 MB and a second of boot per TiB
+            raise ValueError("memory beyond 4 TiB is not supported by the model (its free "
+                             "lists cost about 80 MB and a second of boot per TiB)")
+        if self.min_free_kbytes is not None and self.min_free_kbytes < 0:
+            raise ValueError("min_free_kbytes must not be negative (sysctl's minimum is 0)")
         for s, e in self.extra_reserved:
             if not 0 <= s < e <= self.nr_pages:
                 raise ValueError(f"reserved range [{s:#x}, {e:#x}) is not inside memory")
@@ -99,6 +105,11 @@ class BuddyConfig:
             raise ValueError("nr_pages must be between 1 and 2**32")
         if not 1 <= self.max_order <= 20:
             raise ValueError("max_order must be between 1 and 20")
+        if self.nr_pages >> (self.max_order - 1) > 1 << 20:
+            # boot frees one block per 2**(max_order-1) pages, each a struct page and a
+            # list entry: past a million blocks that is hundreds of MB
+            raise ValueError(f"nr_pages {self.nr_pages} with max_order {self.max_order} boots "
+                             f"more than 2**20 free blocks; raise max_order or lower nr_pages")
         for s, e in self.reserved:
             if not 0 <= s < e <= self.nr_pages:
                 raise ValueError(f"reserved range [{s:#x}, {e:#x}) is not inside [0, nr_pages)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -33,6 +34,37 @@ def test_trace_json_is_a_call_tree(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_trace_unknown_scenario_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["trace", "no-such-thing"]) == 2
+
+
+@pytest.mark.parametrize("argv", [
+    ["check", "--steps", "0"], ["check", "--steps", "-1"], ["trace", "--depth", "-1"],
+    ["conform", "--target", "buddy", "--timeout", "inf", "--", "true"],
+    ["conform", "--target", "buddy", "--timeout", "nan", "--", "true"],
+    ["conform", "--target", "buddy", "--timeout", "0", "--", "true"],
+    ["fuzz", "--model", "--minutes", "nan"], ["fuzz", "--model", "--minutes", "-1"],
+    ["fuzz", "--target", "buddy", "--timeout", "1e308", "--", "true"],
+])
+def test_numbers_out_of_range_are_usage_errors(argv: list[str],
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    # each of these used to run oddly (0 steps, "-1 steps") or end in a traceback
+    # (OverflowError from selectors for an infinite timeout)
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert "must be" in capsys.readouterr().err
+
+
+def test_unwritable_outputs_exit_2_with_the_reason(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    assert main(["vectors", "--target", "buddy", "--out", str(blocked / "v"),
+                 "--count", "1"]) == 2
+    assert "cannot write vectors" in capsys.readouterr().err
+    assert main(["conform", "--target", "buddy", "--python",
+                 "refmodel.conformance.reference:ModelBuddy", "--sequences", "2",
+                 "--no-progress", "--junit", str(blocked / "x.xml")]) == 2
+    assert "cannot write a report" in capsys.readouterr().err
 
 
 def test_check_passes(capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from refmodel.argtypes import minutes, seconds
 from refmodel.conformance.protocol import JSON
 from refmodel.conformance.targets.base import MODES, Op, Target
 
@@ -43,13 +44,13 @@ def add_subcommands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                        "(the model's own, or a target against an implementation)")
     f.add_argument("--target", help="fuzz this target against COMMAND (or --python)")
     f.add_argument("--model", action="store_true", help="fuzz the model's own state machines")
-    f.add_argument("--minutes", type=float, default=1.0)
+    f.add_argument("--minutes", type=minutes, default=1.0)
     f.add_argument("--mode", choices=MODES, default="invariant")
     f.add_argument("--steps", type=int, default=50)
     f.add_argument("--seed", type=int, default=None,
                    help="with --target: a fixed generation seed (default: a new one per run)")
     f.add_argument("--config", action="append", default=[], metavar="KEY=VALUE")
-    f.add_argument("--timeout", type=float, default=5.0)
+    f.add_argument("--timeout", type=seconds, default=5.0)
     f.add_argument("--python", metavar="SPEC")
     f.add_argument("--database", metavar="DIR", default=".hypothesis/examples",
                    help="Hypothesis example database directory (default .hypothesis/examples;"
@@ -94,7 +95,7 @@ def _common(p: argparse.ArgumentParser, mode_default: str | None = "invariant") 
     p.add_argument("--mode", choices=MODES, default=mode_default,
                    help="strict: exactly 5.10's answers; invariant (default): what the "
                         "specification fixes")
-    p.add_argument("--timeout", type=float, default=5.0,
+    p.add_argument("--timeout", type=seconds, default=5.0,
                    help="seconds without progress before an answer counts as a hang")
     p.add_argument("--observe-every", type=int, default=1, metavar="N",
                    help="observe after every N-th step (default 1)")
@@ -226,6 +227,7 @@ def _report(result: RunResult, target: Target, args: argparse.Namespace) -> int:
     )
 
     card = scorecard(result, target)
+    status = result.status
     try:
         if args.junit:
             Path(args.junit).write_text(render_junit(card))
@@ -234,13 +236,14 @@ def _report(result: RunResult, target: Target, args: argparse.Namespace) -> int:
         if args.save and result.counterexample is not None:
             Path(args.save).write_text(json.dumps(result.counterexample.to_json(), indent=1)
                                        + "\n")
-    except OSError as e:
+    except OSError as e:  # the run is still shown; the exit status says what went wrong
         print(f"refmodel: cannot write a report: {e}", file=sys.stderr)
+        status = 2
     if args.json:
         print(json.dumps(card, indent=2))
     else:
         render_terminal(card)
-    return result.status
+    return status
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -279,8 +282,11 @@ def cmd_vectors(args: argparse.Namespace) -> int:
     except ValueError as e:
         return _usage(str(e))
     modes = list(MODES) if args.mode == "both" else [args.mode]
-    written = write_vectors(target, config, Path(args.out), modes, args.count, args.steps,
-                            args.seed)
+    try:
+        written = write_vectors(target, config, Path(args.out), modes, args.count, args.steps,
+                                args.seed)
+    except OSError as e:
+        return _usage(f"cannot write vectors under {args.out}: {e}")
     if args.json:
         print(json.dumps({"out": args.out, "target": target.name,
                           "files": [str(p) for p in written]}, indent=2))

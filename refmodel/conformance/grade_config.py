@@ -6,9 +6,14 @@ See docs/grading.md and examples/grading/grading.toml.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from refmodel.conformance.targets.base import Target
 
 TARGETS = ("buddy", "pagetable", "vma", "mm", "slab")
 MODES = ("strict", "invariant")
@@ -94,6 +99,31 @@ def _expect(d: dict[str, object], key: str, kind: type, text: str, where: str,
     return v
 
 
+_MAX_LIMIT = 10_000_000  # any limit in whole units (seconds, MiB, KiB, files, processes)
+
+
+def _target(name: str) -> Target:
+    from refmodel.conformance.targets import get_target
+
+    return get_target(name)
+
+
+def _check_task_config(target: str, task: str, cfg: dict[str, object], text: str) -> None:
+    """A task's [task.config] as the grader will pass it (``--config KEY=VALUE``), checked
+    against the target now rather than failing every submission later."""
+    from refmodel.conformance.cli import parse_config as parse_items
+
+    for k, v in cfg.items():
+        if isinstance(v, bool) or not isinstance(v, int | str):
+            raise ConfigError(_line_of(text, str(k)), f"task {task!r}: config {k!r} must be "
+                              f"an integer or a string")
+    try:
+        _target(target).validate_config(parse_items([f"{k}={v}" for k, v in cfg.items()]))
+    except ValueError as e:
+        where = _line_of(text, str(next(iter(cfg)))) if cfg else 0
+        raise ConfigError(where, f"task {task!r}: {e}") from None
+
+
 def parse_config(text: str) -> GradingConfig:
     """Parse and validate; raises ConfigError with the line and the reason."""
     try:
@@ -136,6 +166,7 @@ def parse_config(text: str) -> GradingConfig:
         cfg = t.get("config", {})
         if not isinstance(cfg, dict):
             raise ConfigError(_line_of(text, "config"), "config must be a table")
+        _check_task_config(target, name, cfg, text)
         if any(x.name == name for x in tasks):
             raise ConfigError(_line_of(text, "name"), f"two tasks are named {name!r}")
         tasks.append(Task(name, target, mode, run, sequences, steps, seed,
@@ -153,8 +184,9 @@ def parse_config(text: str) -> GradingConfig:
             raise ConfigError(_line_of(text, k), f"unknown key {k!r} in [[rubric]]")
         name = str(_expect(r, "name", str, text, "rubric"))
         points = float(_expect(r, "points", float, text, "rubric"))  # type: ignore[arg-type]
-        if points < 0:
-            raise ConfigError(_line_of(text, "points"), "points must not be negative")
+        if not math.isfinite(points) or points < 0:
+            raise ConfigError(_line_of(text, "points"), "points must be a finite number, "
+                              "not negative")
         task = str(_expect(r, "task", str, text, "rubric", tasks[0].name))
         if not any(t.name == task for t in tasks):
             raise ConfigError(_line_of(text, "task"), f"rubric line {name!r} names unknown "
@@ -163,6 +195,15 @@ def parse_config(text: str) -> GradingConfig:
         if not (isinstance(checks, list) and checks and all(isinstance(c, str) for c in checks)):
             raise ConfigError(_line_of(text, "checks"),
                               f"rubric line {name!r}: checks must be a non-empty list of names")
+        mode_of = next(t.mode for t in tasks if t.name == task)
+        known = {c.name for c in _target(next(t.target for t in tasks if t.name == task))
+                 .check_names(mode_of)}
+        unknown_checks = [c for c in checks if c not in known]
+        if unknown_checks:
+            raise ConfigError(_line_of(text, "checks"),
+                              f"rubric line {name!r}: no check {unknown_checks[0]!r} in "
+                              f"{mode_of} mode of task {task!r} (known: "
+                              f"{', '.join(sorted(known))})")
         rubric.append(RubricLine(name, points, task, tuple(checks)))
     lim = doc.get("limits", {})
     if not isinstance(lim, dict):
@@ -172,8 +213,15 @@ def parse_config(text: str) -> GradingConfig:
     for k, v in lim.items():
         if not hasattr(defaults, k):
             raise ConfigError(_line_of(text, k), f"unknown limit {k!r}")
-        if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
-            raise ConfigError(_line_of(text, k), f"limit {k!r} must be a positive number")
+        if k == "request_timeout_s":  # seconds, as refmodel conform --timeout takes them
+            if (isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v)
+                    or not 0 < v <= 86400):
+                raise ConfigError(_line_of(text, k), f"limit {k!r} must be a number of "
+                                  f"seconds above 0 and at most 86400")
+        elif isinstance(v, bool) or not isinstance(v, int) or not 0 < v <= _MAX_LIMIT:
+            # whole units: the sandbox takes them as integers (setrlimit)
+            raise ConfigError(_line_of(text, k), f"limit {k!r} must be a whole number "
+                              f"from 1 to {_MAX_LIMIT}")
         values[k] = v
     limits = Limits(**values)  # type: ignore[arg-type]
     return GradingConfig(build, tuple(tasks), tuple(rubric), limits)

@@ -4,6 +4,7 @@ alloc_block_at lets the model follow any choice of block."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -58,3 +59,15 @@ def test_model_follows_any_choice_and_bad_frees_name_its_check(
                 s.release(pfn, order)
         assert check_buddy(b.pgdat) == []
         assert [sorted(lst) for lst in model_free_lists(b)] == s.lists_as_sets()
+
+
+def test_configs_with_too_many_free_blocks_to_observe_are_refused() -> None:
+    # nr_pages=2**20, max_order=1 was accepted: half a million free blocks in every
+    # observation, minutes and a gigabyte for 20 sequences
+    from refmodel.conformance.targets.buddy import MAX_BOOT_BLOCKS, BuddyTarget
+
+    t = BuddyTarget()
+    with pytest.raises(ValueError, match="free blocks"):
+        t.validate_config({"nr_pages": 1 << 20, "max_order": 1})
+    assert t.validate_config({"nr_pages": MAX_BOOT_BLOCKS, "max_order": 1})
+    assert t.validate_config({"nr_pages": 1 << 20, "max_order": 5})

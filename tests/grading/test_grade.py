@@ -180,6 +180,10 @@ def test_no_process_is_left_behind(graded: tuple[Path, Path, dict]) -> None:  # 
     assert not left, left
 
 
+_T = "build = 'x'\n[[task]]\nname = 'a'\ntarget = 'buddy'\nrun = 'x'\n"
+_R = "[[rubric]]\nname = 'r'\npoints = 1\nchecks = ['pages_conserved']\n"
+
+
 @pytest.mark.parametrize(("text", "line", "fragment"), [
     ("build = 'x'\n[[task]]\nname = 'a'\ntarget = 'heap'\nrun = 'x'\n", 4, "target 'heap'"),
     ("build = 'x'\nbogus = 1\n", 2, "unknown key 'bogus'"),
@@ -188,6 +192,16 @@ def test_no_process_is_left_behind(graded: tuple[Path, Path, dict]) -> None:  # 
     ("build = 'x'\n[[task\n", 2, "not valid TOML"),
     ("build = 'x'\n[[task]]\nname = 'a'\ntarget = 'buddy'\nrun = 'x'\n[[rubric]]\nname = 'r'\n"
      "points = 1\ntask = 'zzz'\nchecks = ['c']\n", 9, "unknown task 'zzz'"),
+    # accepted once, then every student scored 0 (a config-extremes audit, session 7)
+    (_T + "[[rubric]]\nname = 'r'\npoints = nan\nchecks = ['pages_conserved']\n", 8,
+     "points must be a finite number"),
+    (_T + "[[rubric]]\nname = 'r'\npoints = 1\nchecks = ['pages_conservd']\n", 9,
+     "no check 'pages_conservd'"),
+    (_T + "[task.config]\nnr_pages = {a = 1}\n", 7, "must be an integer or a string"),
+    (_T + "[task.config]\nnr_pages = 0\n", 7, "nr_pages"),
+    (_T + _R + "[limits]\nmemory_mb = 0.5\n", 11, "must be a whole number"),
+    (_T + _R + "[limits]\nlog_kb = inf\n", 11, "must be a whole number"),
+    (_T + _R + "[limits]\nrequest_timeout_s = inf\n", 11, "above 0 and at most 86400"),
 ])
 def test_a_bad_config_is_rejected_with_line_and_reason(text: str, line: int, fragment: str) -> None:
     with pytest.raises(ConfigError) as exc:

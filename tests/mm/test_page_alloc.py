@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from refmodel.bugs import BadPage, KernelBug, KernelWarning
@@ -292,6 +294,25 @@ def test_standalone_max_order_above_11_boots_splits_and_merges(max_order: int) -
     b.free(0, top)
     assert check_buddy(b.pgdat) == []
     assert buddy_state(b.pgdat) == before
+
+
+@pytest.mark.parametrize(("make", "fragment"), [
+    # accepted before, then hours of boot and hundreds of GB (a config-extremes audit)
+    (lambda: MachineConfig(memory=8 << 40), "beyond 4 TiB"),
+    (lambda: BuddyConfig(1 << 32, max_order=1), "more than 2**20 free blocks"),
+    (lambda: BuddyConfig((1 << 30) + 1, max_order=10), "more than 2**20 free blocks"),
+    # accepted before, then negative watermarks
+    (lambda: MachineConfig(min_free_kbytes=-5), "min_free_kbytes must not be negative"),
+])
+def test_configs_the_model_cannot_serve_are_refused_up_front(make, fragment: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+        make()
+
+
+def test_the_largest_configs_still_accepted_boot() -> None:
+    assert StandaloneBuddy(BuddyConfig(1 << 20, max_order=1)).pgdat.node_zones[2].free_area[
+        0].nr_free == 1 << 20
+    assert MachineConfig(memory=4 << 40).nr_pages == 1 << 30  # accepted (not booted here)
 
 
 def test_bad_page_is_a_kernelbug_subclass() -> None:

@@ -100,6 +100,9 @@ CHECKS: tuple[CheckSpec, ...] = (
 )
 
 
+# At most this many free blocks after boot: nr_pages >> (max_order - 1).
+MAX_BOOT_BLOCKS = 1 << 16
+
 def canonical_blocks(start: int, end: int, max_order: int) -> list[tuple[int, int]]:
     """[start, end) as memblock releases it: the largest aligned blocks, ascending (pfn 0
     counts as aligned to every order, as in the model's __free_pages_memory)."""
@@ -656,8 +659,14 @@ class BuddyTarget(Target):
         unknown = set(full) - {"nr_pages", "max_order"}
         if unknown:
             raise ValueError(f"unknown buddy config key(s): {', '.join(sorted(unknown))}")
-        config_int(full, "nr_pages", 1, 1 << 20)
-        config_int(full, "max_order", 1, 16)
+        n = config_int(full, "nr_pages", 1, 1 << 20)
+        mo = config_int(full, "max_order", 1, 16)
+        if n >> (mo - 1) > MAX_BOOT_BLOCKS:
+            # every observation lists every free block: a million of them per step made a
+            # run of 20 sequences take minutes and a gigabyte
+            raise ValueError(f"nr_pages={n} with max_order={mo} starts with more than "
+                             f"{MAX_BOOT_BLOCKS} free blocks; raise max_order or lower "
+                             f"nr_pages")
         return full
 
     def ops(self, config: dict[str, JSON]) -> st.SearchStrategy[Op]:
