@@ -18,7 +18,7 @@ from refmodel.kernel.fork import dup_mm, mmput
 from refmodel.mm.filemap import filemap_write_and_wait
 from refmodel.mm.mm_types import mm_struct
 from refmodel.mm.mman import vm_globals
-from refmodel.mm.mmap import sys_brk, sys_munmap
+from refmodel.mm.mmap import MAX_LFS_FILESIZE, sys_brk, sys_munmap
 from refmodel.mm.mmzone import pfn_to_page, pglist_data
 from refmodel.mm.mprotect import sys_mprotect
 from refmodel.mm.oom_kill import oom_control, out_of_memory, tsk_is_oom_victim
@@ -118,7 +118,10 @@ class Machine:
                 self.current = None
 
     def _enter_mm(self, mm: mm_struct) -> None:
-        """_enter with the task whose address space ``mm`` is (None for a bare mm)."""
+        """_enter with the task whose address space ``mm`` is (None for a bare mm). An mm
+        already torn down (its last user exited) is refused: no syscall can reach it."""
+        if mm.mm_users <= 0:
+            raise ValueError(f"{mm} was torn down when its last user exited")
         for t in self.tasks.values():
             if t.mm is mm:
                 self.current = t
@@ -254,13 +257,15 @@ class Machine:
                data: bytes | None = None) -> bytes | int | SigInfo:
         """Read n bytes, or write ``data`` (write=True), as the task would."""
         if write:
-            return self.write(task, addr, data if data is not None else bytes(n))
+            return self.write(task, addr, data if data is not None else bytes(max(n, 0)))
         return self.read(task, addr, n)
 
     # Files: contents on the model's "disk", a page cache filled on fault.
     def create_file(self, name: str, data: bytes, size: int | None = None) -> file:
         """A regular file holding ``data`` (size defaults to len(data)). The machine keeps
         one reference until release_file; the page cache goes when the last one does."""
+        if size is not None and not 0 <= size <= MAX_LFS_FILESIZE:
+            raise ValueError(f"file size {size} is outside [0, MAX_LFS_FILESIZE]")
         f = file(name, len(data) if size is None else size, data=bytearray(data))
         pgdat = self.pgdat
 
@@ -275,7 +280,10 @@ class Machine:
     def release_file(self, f: file) -> None:
         """Drop the machine's reference (close + unlink): once no VMA maps the file either,
         its dirty pages are written back and its page cache is freed."""
-        self.files.remove(f)
+        held = [i for i, x in enumerate(self.files) if x is f]
+        if not held:
+            raise ValueError(f"{f} is not a file this machine holds (released already?)")
+        del self.files[held[0]]
         fput(f)
 
     def mmap(self, mm: mm_struct, addr: int, length: int, prot: int, flags: int,
@@ -284,6 +292,8 @@ class Machine:
         which has no file behind it)."""
         if isinstance(fd, int):
             fd = _s32(fd)
+        elif fd.f_count <= 0:
+            return -int(Errno.EBADF)  # released: its descriptor is closed, the inode gone
         u = _ULONG
         self._enter_mm(mm)
         try:

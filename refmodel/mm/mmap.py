@@ -1279,9 +1279,11 @@ def sys_brk(mm: mm_struct, brk: int) -> int:
             return origbrk
         return brk
     next_ = find_vma(mm, oldbrk)
-    if next_ is not None and newbrk + PAGE_SIZE > vm_start_gap(mm, next_):
+    # unsigned long arithmetic: a break in the last page aligns up to 0, and the length
+    # wraps to a huge one that get_unmapped_area refuses (-ENOMEM)
+    if next_ is not None and (newbrk + PAGE_SIZE) & ULONG_MAX > vm_start_gap(mm, next_):
         return origbrk
-    if do_brk_flags(mm, oldbrk, newbrk - oldbrk, 0) < 0:
+    if do_brk_flags(mm, oldbrk, (newbrk - oldbrk) & ULONG_MAX, 0) < 0:
         return origbrk
     mm.brk = brk
     # populate (mm->def_flags & VM_LOCKED) would fault the new range in: see mm_populate

@@ -824,3 +824,21 @@ def test_a_file_read_fault_adds_the_page_with_get_page_after_a_filemap_c_alloc()
     alloc = lookup("__page_cache_alloc")
     assert alloc is not None and alloc.file == "mm/filemap.c"
     assert f.f_mapping.i_pages[0]._refcount == 2  # the cache's and the mapping's
+
+
+def test_machine_api_misuse_is_refused_with_a_reason() -> None:
+    # a Machine-API audit: these ended in list.remove's or bytes()'s ValueError, or were
+    # accepted although no inode can have them
+    m = small_machine()
+    f = m.create_file("f", b"abc")
+    m.release_file(f)
+    with pytest.raises(ValueError, match="released already"):
+        m.release_file(f)
+    for size in (-1, 1 << 63):
+        with pytest.raises(ValueError, match="MAX_LFS_FILESIZE"):
+            m.create_file("g", b"", size)
+    t = m.spawn()
+    assert m.access(t, 0x10000, -1, write=True) == m.write(t, 0x10000, b"") == 0
+    assert m.access(t, 0x10000, -1) == m.read(t, 0x10000, -1) == b""
+    assert t.mm is not None
+    assert m.mmap(t.mm, 0, 4096, 1, 0x02, f) == -9  # a released file: -EBADF (fd closed)

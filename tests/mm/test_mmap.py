@@ -680,6 +680,37 @@ def test_brk_respects_rlimit_data(machine: Machine, mm: mm_struct) -> None:
     assert machine.brk(mm, base + 3 * P) == base + 3 * P
 
 
+@pytest.mark.parametrize("top", [-1, (1 << 64) - 1, (1 << 64) - P, (1 << 64) - P + 1])
+def test_brk_into_the_last_page_is_refused_and_changes_nothing(machine: Machine,
+                                                               mm: mm_struct, top: int) -> None:
+    # PAGE_ALIGN wraps to 0 and newbrk - oldbrk to a huge unsigned length that
+    # get_unmapped_area refuses; the model's Python subtraction went negative and linked a
+    # VMA ending at 0 (a Machine-API audit found it)
+    base = _heap(mm)
+    machine.brk(mm, base + P)
+    before = ranges(mm)
+    assert machine.brk(mm, top) == base + P
+    assert ranges(mm) == before and mm.brk == base + P
+    ok(mm)
+
+
+def test_a_torn_down_mm_is_refused_by_every_syscall(machine: Machine) -> None:
+    t = machine.spawn()
+    mm = t.mm
+    assert mm is not None
+    machine.exit(t)
+    tables = dict(machine.pgdat.pgtables)
+    calls: list[Callable[[], int]] = [
+        lambda: machine.mmap(mm, 0, P, PROT_READ, ANON),
+        lambda: machine.munmap(mm, 0x10000, P),
+        lambda: machine.mprotect(mm, 0x10000, P, PROT_READ),
+        lambda: machine.brk(mm, 0x10000)]
+    for call in calls:
+        with pytest.raises(ValueError, match="torn down"):
+            call()
+    assert machine.pgdat.pgtables == tables  # nothing was allocated for it
+
+
 # ------------------------------------------------------------------ refmodel trace
 
 
