@@ -6,6 +6,7 @@ from enum import IntEnum
 class Errno(IntEnum):
     EPERM = 1
     ENOENT = 2
+    ESRCH = 3
     EINTR = 4
     EIO = 5
     EBADF = 9

@@ -191,12 +191,15 @@ class Machine:
         return child
 
     def set_oom_score_adj(self, task: Task, value: int) -> int:
-        """Write /proc/PID/oom_score_adj (fs/proc/base.c:oom_score_adj_write): 0, or -EINVAL
-        outside [OOM_SCORE_ADJ_MIN, OOM_SCORE_ADJ_MAX]."""
+        """Write /proc/PID/oom_score_adj (fs/proc/base.c:oom_score_adj_write): 0, -EINVAL
+        outside [OOM_SCORE_ADJ_MIN, OOM_SCORE_ADJ_MAX], or -ESRCH once the task is gone
+        (get_proc_task finds no task)."""
         from refmodel.mm.oom_kill import OOM_SCORE_ADJ_MAX, OOM_SCORE_ADJ_MIN
 
         if not OOM_SCORE_ADJ_MIN <= value <= OOM_SCORE_ADJ_MAX:
             return -22
+        if self.tasks.get(task.pid) is not task:
+            return -int(Errno.ESRCH)
         task.oom_score_adj = value
         return 0
 

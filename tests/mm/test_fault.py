@@ -842,3 +842,7 @@ def test_machine_api_misuse_is_refused_with_a_reason() -> None:
     assert m.access(t, 0x10000, -1) == m.read(t, 0x10000, -1) == b""
     assert t.mm is not None
     assert m.mmap(t.mm, 0, 4096, 1, 0x02, f) == -9  # a released file: -EBADF (fd closed)
+    u = m.spawn()
+    m.exit(u)
+    assert m.set_oom_score_adj(u, 500) == -3  # -ESRCH: /proc/PID has no task any more
+    assert m.set_oom_score_adj(t, 500) == 0 and t.oom_score_adj == 500
