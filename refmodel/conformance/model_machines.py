@@ -1,8 +1,8 @@
 """The model's own state machines, for ``refmodel fuzz --model``.
 
 They are the ordinary Hypothesis state-machine tests under ``tests/`` (the standalone and
-full-machine buddy allocators, 4- and 5-level page tables, the VMA machine, and the
-whole-system machine when it is there),
+full-machine buddy allocators, the allocator's fast path against its traced chain, 4- and
+5-level page tables, the VMA machine, and the whole-system machine when it is there),
 so ``pytest`` and HypoFuzz run exactly the same machines. They are loaded from a source
 checkout (the current directory, or ``$REFMODEL_SOURCE``); an installed package without
 ``tests/`` has none to fuzz and says so.
@@ -18,6 +18,8 @@ from hypothesis.stateful import RuleBasedStateMachine
 
 _SOURCES: dict[str, tuple[str, ...]] = {
     "tests.mm.test_page_alloc_state_machine": ("StandaloneAllocator", "FullMachineAllocator"),
+    # the allocator's untraced fast path in lockstep with the traced chain
+    "tests.mm.test_page_alloc_fast": ("FastVsChainFull", "FastVsChainStandalone"),
     "tests.mm.test_pagetable_state_machine": ("FourLevel", "FiveLevel"),
     "tests.mm.test_vma_state_machine": (),
     "tests.test_system_state_machine": (),  # the whole-system machine

@@ -178,7 +178,7 @@ class _Lockstep(RuleBasedStateMachine):
         assert kind_of == "raised"
 
 
-class FullMachines(_Lockstep):
+class FastVsChainFull(_Lockstep):
     """Full machines: zones, per-cpu lists, migratetypes, watermarks, fallback stealing."""
 
     @initialize(mem=st.sampled_from([40, 64, 256]), pcp=st.booleans())
@@ -206,7 +206,7 @@ class FullMachines(_Lockstep):
         drain_all_pages(self.traced)
 
 
-class StandaloneBuddies(_Lockstep):
+class FastVsChainStandalone(_Lockstep):
     """The plain buddy over [0, N), max_order up to the conformance kit's 16."""
 
     @initialize(n=st.integers(1, 5000), max_order=st.integers(1, 16))
@@ -223,8 +223,8 @@ class StandaloneBuddies(_Lockstep):
                 break
 
 
-TestFullMachines = FullMachines.TestCase
-TestStandaloneBuddies = StandaloneBuddies.TestCase
+TestFastVsChainFull = FastVsChainFull.TestCase
+TestFastVsChainStandalone = FastVsChainStandalone.TestCase
 
 
 def _lockstep_script(fast: pglist_data, traced: pglist_data, seed: int, steps: int,
