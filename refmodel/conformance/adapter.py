@@ -332,8 +332,8 @@ def load_class(spec: str) -> type:
             s.loader.exec_module(module)
         else:
             module = importlib.import_module(mod_name)
-    except (ImportError, OSError, SyntaxError) as e:
-        raise ValueError(f"cannot import {mod_name}: {e}") from None
+    except (Exception, SystemExit) as e:  # whatever the module's own code raises or exits
+        raise ValueError(f"cannot import {mod_name}: {type(e).__name__}: {e}") from None
     cls = getattr(module, cls_name, None)
     if not isinstance(cls, type):
         raise ValueError(f"{mod_name} has no class {cls_name}")

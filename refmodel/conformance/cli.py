@@ -247,7 +247,7 @@ def _report(result: RunResult, target: Target, args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from refmodel.conformance.runner import replay
+    from refmodel.conformance.runner import BadOp, replay
     from refmodel.conformance.vectors import load_replayable, replay_vectors
 
     try:
@@ -257,6 +257,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
         target = _target(items[0].target)
         if any(it.target != target.name for it in items):
             raise ValueError("all replayed sequences must be for one target")
+        modes = sorted({it.mode for it in items})
+        if args.mode is None and len(modes) > 1:
+            raise ValueError(f"{args.file} holds sequences for modes {' and '.join(modes)}: "
+                             f"replay each mode's files on their own, or give --mode")
+        if any(it.config != items[0].config for it in items):
+            raise ValueError(f"{args.file} holds sequences for more than one config: replay "
+                             f"each config's files on their own")
         mode = args.mode or items[0].mode
         config = target.validate_config(items[0].config)
         driver = make_driver(target, config, mode, args.command, args.python, args.timeout,
@@ -264,10 +271,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as e:
         return _usage(str(e))
     command = args.command or [f"--python {args.python}"]
-    if len(items) == 1 and items[0].config == config:
-        result = replay(driver, items[0].ops, command)
-    else:
-        result = replay_vectors(driver, items, command)
+    try:
+        if len(items) == 1 and items[0].config == config:
+            result = replay(driver, items[0].ops, command)
+        else:
+            result = replay_vectors(driver, items, command)
+    except BadOp as e:  # replay and replay_vectors close the driver themselves
+        return _usage(str(e))
     return _report(result, target, args)
 
 

@@ -49,6 +49,11 @@ class StudentResult:
                 "tasks": self.tasks}
 
 
+def _attr(text: str) -> str:
+    """Text for a double-quoted XML attribute."""
+    return escape(text, {'"': "&quot;"})
+
+
 def students_of(submissions: Path) -> list[str]:
     """The subfolders of the submissions directory, sorted (the order is the class order)."""
     return sorted(p.name for p in submissions.iterdir()
@@ -302,13 +307,14 @@ def write_summary(out: Path, results: list[JSON], isolation: str) -> None:
     fails = 0
     for r in results:
         for line in r["rubric"]:  # type: ignore[attr-defined]
-            name = escape(f"{r['student']}: {line['name']}")
+            name = _attr(f"{r['student']}: {line['name']}")
+            cls = _attr(str(r["student"]))
             if line["status"] == "passed":
-                cases.append(f'  <testcase classname="{escape(str(r["student"]))}" name="{name}"/>')
+                cases.append(f'  <testcase classname="{cls}" name="{name}"/>')
             else:
                 fails += 1
-                msg = escape(str(line["reason"]), {'"': "&quot;"})
-                cases.append(f'  <testcase classname="{escape(str(r["student"]))}" name="{name}">'
+                msg = _attr(str(line["reason"]))
+                cases.append(f'  <testcase classname="{cls}" name="{name}">'
                              f'<failure message="{msg}"/></testcase>')
     (out / "junit.xml").write_text(
         '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -357,21 +363,42 @@ def grade(submissions: Path, cfg: GradingConfig, out: Path, jobs: int = 1,
 
 
 def merge(shard_dirs: Sequence[Path], out: Path) -> list[JSON]:
-    """Combine shards' results into the summary one machine would have written."""
+    """Combine shards' results into the summary one machine would have written. Every
+    shard is read and checked before anything is written: ValueError for a class.json
+    grade did not write, a student in two shards, shards graded against rubrics worth
+    different points, or an --out that is one of the shards."""
     results: list[JSON] = []
     isolation = ""
-    out.mkdir(parents=True, exist_ok=True)
     for d in shard_dirs:
-        doc = json.loads((d / "class.json").read_text())
-        isolation = isolation or str(doc["isolation"])
-        results.extend(doc["results"])
-        src = d / "students"
-        if src.is_dir():
-            for s in src.iterdir():
-                shutil.copytree(s, out / "students" / s.name, dirs_exist_ok=True)
+        if out.resolve() == d.resolve():
+            raise ValueError(f"--out {out} is one of the shards")
+        try:
+            doc = json.loads((d / "class.json").read_text())
+        except ValueError as e:
+            raise ValueError(f"{d}/class.json is not JSON: {e}") from None
+        rs = doc.get("results") if isinstance(doc, dict) else None
+        if (not isinstance(doc, dict) or not isinstance(doc.get("isolation"), str)
+                or not isinstance(rs, list)
+                or not all(isinstance(r, dict) and isinstance(r.get("student"), str)
+                           and isinstance(r.get("max_score"), int | float)
+                           and isinstance(r.get("rubric"), list) for r in rs)):
+            raise ValueError(f"{d}/class.json was not written by refmodel grade")
+        isolation = isolation or doc["isolation"]
+        results.extend(rs)
     names = [str(r["student"]) for r in results]
     if len(names) != len(set(names)):
         raise ValueError("a student appears in more than one shard")
+    if len({r["max_score"] for r in results}) > 1:
+        raise ValueError("the shards were graded against rubrics worth different points")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    for d in shard_dirs:
+        src = d / "students"
+        if src.is_dir():
+            for s in src.iterdir():
+                if s.is_dir():
+                    shutil.copytree(s, out / "students" / s.name, dirs_exist_ok=True)
     write_summary(out, results, isolation)
     return results
 

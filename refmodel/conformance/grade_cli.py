@@ -76,6 +76,14 @@ def cmd_grade(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         print("grade: --jobs must be at least 1", file=sys.stderr)
         return 2
+    bad = [p.name for p in subs.iterdir() if not _utf8(p.name)]
+    if bad:  # they end up in file names, CSV, Markdown and XML: refuse before grading any
+        print(f"grade: submission folder names must be UTF-8, rename: "
+              f"{', '.join(ascii(n) for n in bad)}", file=sys.stderr)
+        return 2
+    if out.exists() and not out.is_dir():
+        print(f"grade: --out {out} exists and is not a directory", file=sys.stderr)
+        return 2
 
     def progress(done: int, total: int, name: str) -> None:
         if not args.no_progress and not args.json:
@@ -85,6 +93,14 @@ def cmd_grade(args: argparse.Namespace) -> int:
     if not args.no_progress and not args.json:
         print(file=sys.stderr)
     return _report(results, args)
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes come back as lone surrogates
+        return False
+    return True
 
 
 def _report(results: list[dict[str, object]], args: argparse.Namespace) -> int:

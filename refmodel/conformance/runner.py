@@ -28,6 +28,10 @@ from refmodel.conformance.transport import DriveError, Hello, Transport
 WINDOW = 512
 
 
+class BadOp(ValueError):
+    """A replayed op its target cannot plan (wrong arguments)."""
+
+
 @dataclass(slots=True)
 class Observation:
     what: str
@@ -165,7 +169,12 @@ class Driver:
                 if informing and session.needs_sync(op):
                     break
                 i += 1
-                req = session.plan(op)
+                try:
+                    req = session.plan(op)
+                except (IndexError, KeyError, TypeError, ValueError) as e:
+                    # only a replayed file can hold such an op: generated ones always fit
+                    raise BadOp(f"op {op} does not fit the {self.target.name} target "
+                                f"({type(e).__name__}: {e})") from None
                 if req is None:
                     continue
                 rid = self._id()

@@ -335,7 +335,7 @@ class InProcessTransport:
     def start(self) -> Hello:
         try:
             self._handler = self._make()
-        except Exception as e:
+        except (Exception, SystemExit) as e:  # sys.exit() in a --python class is a crash too
             raise DriveError("start", f"could not construct the implementation: "
                              f"{type(e).__name__}: {e}") from None
         return self.hello
@@ -350,7 +350,7 @@ class InProcessTransport:
                 self._out.append(self._handler(m))
             except DriveError:
                 raise
-            except Exception as e:
+            except (Exception, SystemExit) as e:  # sys.exit() must not end the whole run
                 raise DriveError("crash", f"the implementation raised {type(e).__name__}: {e} "
                                  f"on {m!r}") from None
 

@@ -28,7 +28,7 @@ from refmodel.conformance.adapter import in_process
 from refmodel.conformance.protocol import JSON
 from refmodel.conformance.reference import REFERENCE
 from refmodel.conformance.runner import Driver, RunResult, Step, make_counterexample
-from refmodel.conformance.targets.base import Op, Target
+from refmodel.conformance.targets.base import MODES, Op, Target
 from refmodel.conformance.transport import DriveError
 
 
@@ -64,6 +64,8 @@ def load_replayable(path: Path) -> list[Replayable]:
     target, mode, config = doc.get("target"), doc.get("mode"), doc.get("config")
     if not isinstance(target, str) or not isinstance(mode, str) or not isinstance(config, dict):
         raise ValueError(f"{path} lacks target, mode or config")
+    if mode not in MODES:
+        raise ValueError(f"{path}: mode {mode!r} is not one of {', '.join(MODES)}")
     return [Replayable(target, mode, config, _ops(doc.get("ops")), str(path))]
 
 

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
+import pytest
+
 from refmodel.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,3 +80,48 @@ def test_schema_subcommand(capsys: object) -> None:
     assert main(["conform", "schema", "--target", "pagetable"]) == 0
     doc = json.loads(capsys.readouterr().out)  # type: ignore[attr-defined]
     assert "translate request" in doc["targets"]["pagetable"]
+
+
+MODEL_BUDDY = "refmodel.conformance.reference:ModelBuddy"
+
+
+def test_replay_refuses_what_it_cannot_replay_faithfully(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    # found by an audit: a directory of both modes was replayed in the first file's mode
+    # only (a strict failure passed), an op with too few arguments ended in an IndexError
+    # traceback, and an unknown mode was accepted
+    v = tmp_path / "v"
+    assert main(["vectors", "--target", "buddy", "--out", str(v), "--count", "2"]) == 0
+    capsys.readouterr()
+    assert main(["conform", "replay", str(v), "--python", MODEL_BUDDY, "--no-progress"]) == 2
+    assert "modes invariant and strict" in capsys.readouterr().err
+    assert main(["conform", "replay", str(v / "buddy" / "strict"), "--python", MODEL_BUDDY,
+                 "--no-progress", "--json"]) == 0
+    capsys.readouterr()
+    doc = json.loads(sorted((v / "buddy" / "strict").glob("0*.json"))[0].read_text())
+    for key, value, fragment in (("ops", [["alloc"]], "does not fit"),
+                                 ("mode", "foo", "mode 'foo'")):
+        bad = {**doc, key: value}
+        f = tmp_path / "bad.json"
+        f.write_text(json.dumps(bad))
+        assert main(["conform", "replay", str(f), "--python", MODEL_BUDDY,
+                     "--no-progress"]) == 2
+        assert fragment in capsys.readouterr().err
+
+
+def test_a_python_implementation_that_exits_or_fails_to_import_is_not_conforming(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # sys.exit(0) inside a --python class ended the whole run with status 0 and no output
+    impl = tmp_path / "exits.py"
+    impl.write_text("import sys\nclass B:\n    def __init__(self, nr_pages, max_order): pass\n"
+                    "    def alloc_pages(self, order): sys.exit(0)\n"
+                    "    def free_pages(self, pfn, order): pass\n")
+    assert main(["conform", "--target", "buddy", "--python", f"{impl}:B", "--sequences", "2",
+                 "--no-progress", "--json"]) == 2
+    assert json.loads(capsys.readouterr().out)["verdict"] != "conforming"
+    boom = tmp_path / "boom.py"
+    boom.write_text("raise RuntimeError('at import')\n")
+    assert main(["conform", "--target", "buddy", "--python", f"{boom}:B",
+                 "--no-progress"]) == 2
+    assert "RuntimeError: at import" in capsys.readouterr().err

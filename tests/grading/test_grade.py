@@ -212,3 +212,55 @@ def test_a_bad_config_is_rejected_with_line_and_reason(text: str, line: int, fra
 def test_the_example_config_is_valid() -> None:
     cfg = parse_config(CONFIG)
     assert cfg.max_points == 100 and cfg.tasks[0].target == "buddy"
+
+
+def test_merge_reads_and_checks_every_shard_before_writing(
+        graded: tuple[Path, Path, dict], tmp_path: Path,  # type: ignore[type-arg]
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # found by an audit: malformed class.json files ended in tracebacks, shards graded
+    # with different rubrics merged into one summary, and --out could be a shard
+    root, _, _ = graded
+    good = json.loads((root / "out" / "class.json").read_text())
+    shard = tmp_path / "s1"
+    shard.mkdir()
+    (shard / "class.json").write_text(json.dumps(good))
+    out = tmp_path / "merged"
+    cases = {"[]": "not written by refmodel grade",
+             json.dumps({**good, "results": ["x"]}): "not written by refmodel grade",
+             json.dumps({**good, "results": [{**r, "student": r["student"] + "2",
+                                               "max_score": 7} for r in good["results"]]}):
+             "rubrics worth different points"}
+    for text, fragment in cases.items():
+        other = tmp_path / "s2"
+        other.mkdir(exist_ok=True)
+        (other / "class.json").write_text(text)
+        assert main(["grade", "merge", str(shard), str(other), "--out", str(out)]) == 2
+        assert fragment in capsys.readouterr().err
+        assert not out.exists()  # nothing written
+    assert main(["grade", "merge", str(shard), "--out", str(shard)]) == 2
+    assert "is one of the shards" in capsys.readouterr().err
+
+
+def test_junit_attributes_escape_quotes(graded: tuple[Path, Path, dict],  # type: ignore[type-arg]
+                                        tmp_path: Path) -> None:
+    from xml.etree import ElementTree as ET
+
+    from refmodel.conformance.grade import write_summary
+
+    root, _, _ = graded
+    doc = json.loads((root / "out" / "class.json").read_text())
+    doc["results"][0]["student"] = 'q"uo<te'
+    write_summary(tmp_path, doc["results"], doc["isolation"])
+    cases = ET.parse(tmp_path / "junit.xml").getroot().findall("testcase")
+    assert 'q"uo<te' in {c.get("classname") for c in cases}
+
+
+def test_a_folder_name_that_is_not_utf8_is_refused_before_grading(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    os.mkdir(os.fsencode(subs) + b"/bad\xffname")
+    cfg = tmp_path / "grading.toml"
+    cfg.write_text(CONFIG)
+    assert main(["grade", str(subs), "--config", str(cfg), "--out", str(tmp_path / "o")]) == 2
+    assert "must be UTF-8" in capsys.readouterr().err
