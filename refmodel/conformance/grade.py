@@ -300,7 +300,8 @@ def write_summary(out: Path, results: list[JSON], isolation: str) -> None:
     md = ["# Class summary", "", f"{len(results)} submissions; isolation: {isolation}.", "",
           "| student | score | status | reason |", "|---|---|---|---|"]
     for r in results:
-        md.append(f"| {r['student']} | {r['score']:g} / {r['max_score']:g} | {r['status']} | "
+        student = str(r["student"]).replace("|", "\\|")  # a | would end the cell
+        md.append(f"| {student} | {r['score']:g} / {r['max_score']:g} | {r['status']} | "
                   f"{str(r['reason']).replace('|', '/')} |")
     (out / "summary.md").write_text("\n".join(md) + "\n")
     cases = []

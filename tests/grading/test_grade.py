@@ -241,7 +241,7 @@ def test_merge_reads_and_checks_every_shard_before_writing(
     assert "is one of the shards" in capsys.readouterr().err
 
 
-def test_junit_attributes_escape_quotes(graded: tuple[Path, Path, dict],  # type: ignore[type-arg]
+def test_junit_and_markdown_escape_student_names(graded: tuple[Path, Path, dict],  # type: ignore[type-arg]
                                         tmp_path: Path) -> None:
     from xml.etree import ElementTree as ET
 
@@ -249,10 +249,13 @@ def test_junit_attributes_escape_quotes(graded: tuple[Path, Path, dict],  # type
 
     root, _, _ = graded
     doc = json.loads((root / "out" / "class.json").read_text())
-    doc["results"][0]["student"] = 'q"uo<te'
+    doc["results"][0]["student"] = 'q"uo<te|pipe'
     write_summary(tmp_path, doc["results"], doc["isolation"])
     cases = ET.parse(tmp_path / "junit.xml").getroot().findall("testcase")
-    assert 'q"uo<te' in {c.get("classname") for c in cases}
+    assert 'q"uo<te|pipe' in {c.get("classname") for c in cases}
+    row = next(line for line in (tmp_path / "summary.md").read_text().splitlines()
+               if "uo<te" in line)
+    assert row.count(" | ") == 3  # the student's | is escaped: still four cells
 
 
 def test_a_folder_name_that_is_not_utf8_is_refused_before_grading(
