@@ -49,6 +49,13 @@ class StudentResult:
                 "tasks": self.tasks}
 
 
+def _drive_reason(de: object) -> str:
+    """A scorecard's drive_error ({"kind", "message", ...}) in words."""
+    if isinstance(de, dict):
+        return f"{de.get('kind', 'error')}: {de.get('message', '')}"
+    return str(de)
+
+
 def _attr(text: str) -> str:
     """Text for a double-quoted XML attribute."""
     return escape(text, {'"': "&quot;"})
@@ -224,7 +231,8 @@ def _score(name: str, cfg: GradingConfig, cards: dict[str, JSON]) -> StudentResu
         total += pts
         lines.append({"name": r.name, "task": r.task, "points": pts, "max_points": r.points,
                       "status": status, "reason": reason})
-    drive = [f"{t}: {c.get('drive_error')}" for t, c in cards.items() if c.get("drive_error")]
+    drive = [f"{t}: {_drive_reason(c.get('drive_error'))}" for t, c in cards.items()
+             if c.get("drive_error")]
     verdicts = [str(c.get("verdict", "")) for c in cards.values()]
     status = "not-driven" if drive else "graded"
     reason = "; ".join(drive) if drive else ", ".join(f"{t}: {v}" for t, v in

@@ -119,7 +119,7 @@ def test_hostile_submissions_are_reported_not_driven(graded: tuple[Path, Path, d
     _, _, res = graded
     r = res[f"hostile_{name}"]
     assert r["status"] == "not-driven" and r["score"] == 0, r
-    assert r["reason"]
+    assert r["reason"] and "{'kind'" not in str(r["reason"])  # in words, not a dict's repr
 
 
 def test_an_intruder_cannot_touch_others_or_the_results(graded: tuple[Path, Path, dict]) -> None:  # type: ignore[type-arg]
