@@ -61,10 +61,12 @@ def _attr(text: str) -> str:
     return escape(text, {'"': "&quot;"})
 
 
-def students_of(submissions: Path) -> list[str]:
-    """The subfolders of the submissions directory, sorted (the order is the class order)."""
+def students_of(submissions: Path, out: Path | None = None) -> list[str]:
+    """The subfolders of the submissions directory, sorted (the order is the class order),
+    leaving out the results directory if it lies there."""
+    skip = None if out is None else out.resolve()
     return sorted(p.name for p in submissions.iterdir()
-                  if p.is_dir() and not p.name.startswith("."))
+                  if p.is_dir() and not p.name.startswith(".") and p.resolve() != skip)
 
 
 def shard_of(students: list[str], shard: tuple[int, int] | None) -> list[str]:
@@ -337,7 +339,7 @@ def grade(submissions: Path, cfg: GradingConfig, out: Path, jobs: int = 1,
           shard: tuple[int, int] | None = None,
           progress: Callable[[int, int, str], None] | None = None) -> list[JSON]:
     """Grade every submission (of this shard); write per-student files and the summaries."""
-    students = shard_of(students_of(submissions), shard)
+    students = shard_of(students_of(submissions, out), shard)
     out.mkdir(parents=True, exist_ok=True)
     os.chmod(out, 0o700)
     isolation = network_isolation()
@@ -345,7 +347,7 @@ def grade(submissions: Path, cfg: GradingConfig, out: Path, jobs: int = 1,
     isolation += "; own user id per submission" if root else "; same user id (not root)"
     work = Path(tempfile.mkdtemp(prefix="refmodel-grade-"))
     os.chmod(work, 0o711)
-    all_students = students_of(submissions)
+    all_students = students_of(submissions, out)
     results: list[JSON] = []
     done = [0]
 

@@ -267,3 +267,13 @@ def test_a_folder_name_that_is_not_utf8_is_refused_before_grading(
     cfg.write_text(CONFIG)
     assert main(["grade", str(subs), "--config", str(cfg), "--out", str(tmp_path / "o")]) == 2
     assert "must be UTF-8" in capsys.readouterr().err
+
+
+def test_a_results_directory_inside_the_submissions_is_not_a_student(tmp_path: Path) -> None:
+    from refmodel.conformance.grade import students_of
+
+    subs = tmp_path / "subs"
+    for name in ("alice", "results", ".git"):
+        (subs / name).mkdir(parents=True)
+    assert students_of(subs) == ["alice", "results"]
+    assert students_of(subs, subs / "results") == ["alice"]
