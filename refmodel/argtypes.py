@@ -7,16 +7,23 @@ import argparse
 import math
 
 
-def _number(text: str, kind: type[int] | type[float]) -> float:
+def _int(text: str) -> int:
     try:
-        return kind(text)
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
 def positive_int(text: str) -> int:
     """An int of at least 1."""
-    n = int(_number(text, int))
+    n = _int(text)
     if n < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
     return n
@@ -24,7 +31,7 @@ def positive_int(text: str) -> int:
 
 def non_negative_int(text: str) -> int:
     """An int of at least 0."""
-    n = int(_number(text, int))
+    n = _int(text)
     if n < 0:
         raise argparse.ArgumentTypeError(f"must be at least 0, not {n}")
     return n
@@ -32,7 +39,7 @@ def non_negative_int(text: str) -> int:
 
 def seconds(text: str) -> float:
     """A finite time above 0 of at most a day (selectors and sandboxes take no more)."""
-    x = float(_number(text, float))
+    x = _float(text)
     if not math.isfinite(x) or not 0 < x <= 86400:
         raise argparse.ArgumentTypeError(f"must be above 0 and at most 86400, not {text}")
     return x
@@ -40,7 +47,7 @@ def seconds(text: str) -> float:
 
 def minutes(text: str) -> float:
     """A finite number of minutes above 0 (at most a week)."""
-    x = float(_number(text, float))
+    x = _float(text)
     if not math.isfinite(x) or not 0 < x <= 7 * 24 * 60:
         raise argparse.ArgumentTypeError(f"must be above 0 and at most 10080, not {text}")
     return x

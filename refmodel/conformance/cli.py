@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from refmodel.argtypes import minutes, seconds
 from refmodel.conformance.protocol import JSON
 from refmodel.conformance.targets.base import MODES, Op, Target
+from refmodel.conformance.targets.base import parse_config_items as parse_config
 
 if TYPE_CHECKING:
     from refmodel.conformance.runner import Driver, RunResult
@@ -107,22 +108,6 @@ def _common(p: argparse.ArgumentParser, mode_default: str | None = "invariant") 
     p.add_argument("--save", metavar="FILE", help="write the counterexample (replayable)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("command", nargs="*", help="the implementation, after --")
-
-
-def parse_config(items: Sequence[str]) -> dict[str, JSON]:
-    out: dict[str, JSON] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--config wants KEY=VALUE, got {item!r}")
-        try:
-            out[key] = int(raw, 0)
-        except ValueError:
-            try:
-                out[key] = json.loads(raw)
-            except ValueError:
-                out[key] = raw
-    return out
 
 
 def _usage(msg: str) -> int:

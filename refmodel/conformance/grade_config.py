@@ -111,14 +111,14 @@ def _target(name: str) -> Target:
 def _check_task_config(target: str, task: str, cfg: dict[str, object], text: str) -> None:
     """A task's [task.config] as the grader will pass it (``--config KEY=VALUE``), checked
     against the target now rather than failing every submission later."""
-    from refmodel.conformance.cli import parse_config as parse_items
+    from refmodel.conformance.targets.base import parse_config_items
 
     for k, v in cfg.items():
         if isinstance(v, bool) or not isinstance(v, int | str):
             raise ConfigError(_line_of(text, str(k)), f"task {task!r}: config {k!r} must be "
                               f"an integer or a string")
     try:
-        _target(target).validate_config(parse_items([f"{k}={v}" for k, v in cfg.items()]))
+        _target(target).validate_config(parse_config_items([f"{k}={v}" for k, v in cfg.items()]))
     except ValueError as e:
         where = _line_of(text, str(next(iter(cfg)))) if cfg else 0
         raise ConfigError(where, f"task {task!r}: {e}") from None
@@ -188,21 +188,20 @@ def parse_config(text: str) -> GradingConfig:
             raise ConfigError(_line_of(text, "points"), "points must be a finite number, "
                               "not negative")
         task = str(_expect(r, "task", str, text, "rubric", tasks[0].name))
-        if not any(t.name == task for t in tasks):
+        owner = next((t for t in tasks if t.name == task), None)
+        if owner is None:
             raise ConfigError(_line_of(text, "task"), f"rubric line {name!r} names unknown "
                               f"task {task!r}")
         checks = r.get("checks")
         if not (isinstance(checks, list) and checks and all(isinstance(c, str) for c in checks)):
             raise ConfigError(_line_of(text, "checks"),
                               f"rubric line {name!r}: checks must be a non-empty list of names")
-        mode_of = next(t.mode for t in tasks if t.name == task)
-        known = {c.name for c in _target(next(t.target for t in tasks if t.name == task))
-                 .check_names(mode_of)}
+        known = {c.name for c in _target(owner.target).check_names(owner.mode)}
         unknown_checks = [c for c in checks if c not in known]
         if unknown_checks:
             raise ConfigError(_line_of(text, "checks"),
                               f"rubric line {name!r}: no check {unknown_checks[0]!r} in "
-                              f"{mode_of} mode of task {task!r} (known: "
+                              f"{owner.mode} mode of task {task!r} (known: "
                               f"{', '.join(sorted(known))})")
         rubric.append(RubricLine(name, points, task, tuple(checks)))
     lim = doc.get("limits", {})

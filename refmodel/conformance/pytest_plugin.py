@@ -73,8 +73,8 @@ class ConformanceItem(pytest.Item):
         self.target = target
 
     def runtest(self) -> None:
-        from refmodel.conformance.cli import parse_config
         from refmodel.conformance.scorecard import render_markdown, scorecard
+        from refmodel.conformance.targets.base import parse_config_items as parse_config
 
         opt = self.config.getoption
         impl = opt("--refmodel-impl")

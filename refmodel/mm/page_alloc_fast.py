@@ -169,13 +169,17 @@ def free_fast(pgdat: pglist_data, page: Page, order: int) -> bool:
                 return False
     zone = pgdat.node_zones[page.zone_idx]
     mt = zone.pageblock_mt.get(pfn >> pageblock_order, MIGRATE_MOVABLE)
-    if order == 0 and pgdat.pcp_enabled:
-        pcp = zone.pageset
+    pcp = zone.pageset
+    to_pcp = order == 0 and pgdat.pcp_enabled  # free_the_page's choice
+    if to_pcp:
         if mt >= MIGRATE_PCPTYPES or pcp.count + 1 >= pcp.high:
             return False  # an isolated or highatomic block, or free_pcppages_bulk to come
-        page._refcount = 0  # put_page_testzero
-        page.private = 0  # free_pages_prepare
-        pgdat.allocated.pop(pfn, None)
+    elif mt == MIGRATE_ISOLATE or pfn & ((1 << order) - 1):
+        return False
+    page._refcount = 0  # put_page_testzero
+    page.private = 0  # free_pages_prepare
+    pgdat.allocated.pop(pfn, None)
+    if to_pcp:
         page.index = mt  # set_pcppage_migratetype
         # free_unref_page_commit
         if not _TO_PCP >> page.state & 1:
@@ -184,11 +188,6 @@ def free_fast(pgdat: pglist_data, page: Page, order: int) -> bool:
         pcp.lists[mt].appendleft(page)
         pcp.count += 1
         return True
-    if mt == MIGRATE_ISOLATE or pfn & ((1 << order) - 1):
-        return False
-    page._refcount = 0  # put_page_testzero
-    page.private = 0  # free_pages_prepare
-    pgdat.allocated.pop(pfn, None)
     # __free_one_page: merge with free buddies up to max_order-1
     zone.nr_free_pages += 1 << order
     max_order = pgdat.max_order - 1

@@ -66,6 +66,32 @@ def _outcome(fn: object, *args: object) -> tuple[str, object]:
     return ("returned", result.pfn if isinstance(result, Page) else result)
 
 
+def on_both(fast: pglist_data, traced: pglist_data, fn: object, *args: object,
+            where: str = "") -> tuple[str, object]:
+    """Run ``fn(pgdat, *args)`` on both allocators; the outcomes must agree."""
+    a = _outcome(fn, fast, *args)
+    b = _outcome(fn, traced, *args)
+    assert a == b, f"{where}fast path {a} but traced chain {b}"
+    return a
+
+
+def free_on_both(fast: pglist_data, traced: pglist_data, pfn: int, order: int,
+                 where: str = "") -> tuple[str, object]:
+    """__free_pages of the block at ``pfn`` on both; the outcomes must agree."""
+    a = _outcome(free_block, fast, pfn_to_page(fast, pfn), order)
+    b = _outcome(free_block, traced, pfn_to_page(traced, pfn), order)
+    assert a == b, f"{where}fast path {a} but traced chain {b}"
+    return a
+
+
+def clear_block_flags(pgdats: tuple[pglist_data, ...], pfn: int, order: int) -> None:
+    """Take away the flags a free was refused for (set_a_flag's), on every allocator."""
+    for pgdat in pgdats:
+        for p in range(pfn, pfn + (1 << order)):
+            if p in pgdat.mem_map:
+                pgdat.mem_map[p].flags = 0
+
+
 class _Lockstep(RuleBasedStateMachine):
     """Both allocators get every step; ``live`` holds (pfn, order) of blocks both hold."""
 
@@ -78,11 +104,7 @@ class _Lockstep(RuleBasedStateMachine):
         self.freed: list[tuple[int, int]] = []
 
     def _both(self, fn: object, *args: object) -> tuple[str, object]:
-        """Run ``fn(pgdat, *args)`` on both; the outcomes must agree."""
-        a = _outcome(fn, self.fast, *args)
-        b = _outcome(fn, self.traced, *args)
-        assert a == b, f"fast path {a} but traced chain {b}"
-        return a
+        return on_both(self.fast, self.traced, fn, *args)
 
     def _pages(self, pfn: int) -> tuple[Page, Page]:
         return pfn_to_page(self.fast, pfn), pfn_to_page(self.traced, pfn)
@@ -93,11 +115,7 @@ class _Lockstep(RuleBasedStateMachine):
             assert allocator_state(self.fast) == allocator_state(self.traced)
 
     def _free(self, pfn: int, order: int) -> tuple[str, object]:
-        fp, tp = self._pages(pfn)
-        a = _outcome(free_block, self.fast, fp, order)
-        b = _outcome(free_block, self.traced, tp, order)
-        assert a == b, f"fast path {a} but traced chain {b}"
-        return a
+        return free_on_both(self.fast, self.traced, pfn, order)
 
     def _alloc(self, gfp: int, order: int) -> int | None:
         kind, result = self._both(alloc_pages, gfp, order)
@@ -115,10 +133,7 @@ class _Lockstep(RuleBasedStateMachine):
         if self._free(pfn, order)[0] == "raised":
             # a flag free_pages_check refuses (set_a_flag): both refused alike and changed
             # nothing; with the flags gone, the free goes through
-            for pgdat in (self.fast, self.traced):
-                for p in range(pfn, pfn + (1 << order)):
-                    if p in pgdat.mem_map:
-                        pgdat.mem_map[p].flags = 0
+            clear_block_flags((self.fast, self.traced), pfn, order)
             assert self._free(pfn, order) == ("returned", None)
         self.freed.append((pfn, order))
 
@@ -241,16 +256,10 @@ def _lockstep_script(fast: pglist_data, traced: pglist_data, seed: int, steps: i
     top = fast.max_order
 
     def both(fn: object, *args: object) -> tuple[str, object]:
-        a = _outcome(fn, fast, *args)
-        b = _outcome(fn, traced, *args)
-        assert a == b, f"step {ran.total()}: fast path {a} but traced chain {b}"
-        return a
+        return on_both(fast, traced, fn, *args, where=f"step {ran.total()}: ")
 
     def free(pfn: int, order: int) -> str:
-        a = _outcome(free_block, fast, pfn_to_page(fast, pfn), order)
-        b = _outcome(free_block, traced, pfn_to_page(traced, pfn), order)
-        assert a == b, f"step {ran.total()}: fast path {a} but traced chain {b}"
-        return a[0]
+        return free_on_both(fast, traced, pfn, order, where=f"step {ran.total()}: ")[0]
 
     pressure = False
     for step in range(steps):
@@ -266,10 +275,7 @@ def _lockstep_script(fast: pglist_data, traced: pglist_data, seed: int, steps: i
         elif roll < 0.85:
             pfn, order = live.pop(rng.randrange(len(live)))
             if free(pfn, order) == "raised":
-                for pgdat in (fast, traced):
-                    for p in range(pfn, pfn + (1 << order)):
-                        if p in pgdat.mem_map:
-                            pgdat.mem_map[p].flags = 0
+                clear_block_flags((fast, traced), pfn, order)
                 assert free(pfn, order) == "returned"
                 ran["refused free"] += 1
             ran["free"] += 1
@@ -340,10 +346,8 @@ def test_lockstep_through_fragmentation_and_a_boosted_watermark(
     quiet = G.__GFP_NOWARN | G.__GFP_NORETRY
 
     def both(gfp: int, order: int) -> int | None:
-        a = _outcome(alloc_pages, fast_pgdat, gfp, order)
-        b = _outcome(alloc_pages, traced, gfp, order)
-        assert a == b
-        return a[1] if isinstance(a[1], int) else None
+        _, pfn = on_both(fast_pgdat, traced, alloc_pages, gfp, order)
+        return pfn if isinstance(pfn, int) else None
 
     movable = []
     while (pfn := both(G.GFP_HIGHUSER_MOVABLE | quiet, 0)) is not None:

@@ -11,10 +11,11 @@ have arrived, so that everything else can be pipelined.
 
 from __future__ import annotations
 
+import json
 import random
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from hypothesis import strategies as st
@@ -158,6 +159,24 @@ class Target(ABC):
 def op_builder(name: str) -> Callable[..., Op]:
     """A constructor of ``Op(name, args)`` for ``st.builds``."""
     return lambda *args: Op(name, tuple(args))
+
+
+def parse_config_items(items: Sequence[str]) -> dict[str, JSON]:
+    """``KEY=VALUE`` strings (``--config``, a grading task's config) as a config dict: an
+    int where the value reads as one, else JSON, else the string itself."""
+    out: dict[str, JSON] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--config wants KEY=VALUE, got {item!r}")
+        try:
+            out[key] = int(raw, 0)
+        except ValueError:
+            try:
+                out[key] = json.loads(raw)
+            except ValueError:
+                out[key] = raw
+    return out
 
 
 def config_int(config: dict[str, JSON], key: str, lo: int, hi: int) -> int:
